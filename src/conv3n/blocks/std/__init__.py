@@ -1,0 +1,23 @@
+"""The standard blocks (`std/...`). Imports `conv3n.sdk` and libraries only.
+
+`BLOCKS` is the target of the `std` entry point in the `conv3n.blocks` group.
+"""
+
+from conv3n.blocks.std import flow, http_request, respond, structure, timing, transform
+
+BLOCKS = (
+    flow.noop,
+    flow.fail,
+    flow.set_vars,
+    flow.condition,
+    flow.switch,
+    flow.merge,
+    timing.delay,
+    respond.respond,
+    structure.loop,
+    structure.subworkflow,
+    transform.transform,
+    http_request.http_request,
+)
+
+__all__ = ["BLOCKS"]

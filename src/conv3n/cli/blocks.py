@@ -1,0 +1,48 @@
+"""`conv3n blocks` and `conv3n schema`: what can be written in a workflow."""
+
+import typer
+
+from conv3n.cli import output
+
+
+def blocks(
+    as_json: bool = typer.Option(False, "--json", help="Every block with its config JSON Schema."),
+) -> None:
+    """List the installed block types (with --json: their ports and config schemas)."""
+    from conv3n.sdk import BlockRegistry
+
+    registry = BlockRegistry.discover()
+    if as_json:
+        output.print_json(
+            [
+                {
+                    "type": name,
+                    "description": spec.description,
+                    "ports": list(spec.ports),
+                    "dynamic_ports": spec.ports_from_config is not None,
+                    "config_schema": spec.json_schema(),
+                }
+                for name, spec in registry
+            ]
+        )
+        return
+    from rich.table import Table
+
+    table = Table(box=None, show_edge=False)
+    table.add_column("type", style="bold")
+    table.add_column("ports")
+    table.add_column("description")
+    for name, spec in registry:
+        ports = ", ".join(spec.ports) + (" (+ per config)" if spec.ports_from_config else "")
+        table.add_row(name, ports, spec.description.splitlines()[0] if spec.description else "")
+    output.console().print(table)
+
+
+def schema() -> None:
+    """Print the JSON Schema of the workflow document (for editors and CI checks)."""
+    from conv3n.model import Workflow
+
+    document = Workflow.model_json_schema(by_alias=True)
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "conv3n workflow"
+    output.print_json(document)

@@ -1,0 +1,15 @@
+"""Workflow document -> executable Plan, with every static check of SPEC §1. Pure: no I/O."""
+
+from conv3n.compiler.document import load_workflow, parse_text, parse_workflow
+from conv3n.compiler.graph import topological_order
+from conv3n.compiler.plan import Plan, PlanNode, compile_workflow
+
+__all__ = [
+    "Plan",
+    "PlanNode",
+    "compile_workflow",
+    "load_workflow",
+    "parse_text",
+    "parse_workflow",
+    "topological_order",
+]

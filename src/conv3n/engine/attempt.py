@@ -1,0 +1,123 @@
+"""One attempt of one node: render the config, validate it, run the block, classify the result.
+
+Called by `runner.Run` for every attempt. Returns an `Outcome`; never raises except
+`CancelledError`, which always propagates.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from conv3n import expr
+from conv3n.compiler import PlanNode
+from conv3n.compiler.document import pydantic_problems
+from conv3n.errors import BlockError, ConfigInvalid, Conv3nError, ExpressionError, NodeTimeout
+from conv3n.model import ErrorInfo
+from conv3n.sdk import Route
+
+log = logging.getLogger("conv3n.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt came to.
+
+    Attributes:
+        ok: the block returned a value.
+        data: that value (None on failure).
+        port: the output port it chose (`main` unless it returned a Route).
+        error: the error, on failure.
+        retryable: whether the retry policy may try again.
+        retry_after_ms: a delay the remote side asked for (HTTP Retry-After).
+    """
+
+    ok: bool
+    data: Any = None
+    port: str = "main"
+    error: ErrorInfo | None = None
+    retryable: bool = False
+    retry_after_ms: float | None = None
+
+
+def render_config(pnode: PlanNode, scope: expr.Scope) -> BaseModel:
+    """The node's config rendered and validated.
+
+    Raises:
+        ExpressionError: an expression failed (quoted, with its config path).
+        ConfigInvalid: the rendered config does not match the block's model.
+    """
+    if pnode.static_config is not None:
+        return pnode.static_config
+    try:
+        raw = pnode.config.render(scope)
+    except expr.RenderError as exc:
+        raise ExpressionError(
+            f"config.{expr_path(exc.path)}: {exc.message}", expression=exc.expression
+        ) from None
+    try:
+        return pnode.spec.config_model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigInvalid(pydantic_problems(exc, ("config",))) from None
+
+
+def expr_path(path: tuple[str | int, ...]) -> str:
+    """`url`, `headers.X`, `cases[0].equals`."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+async def run_attempt(
+    pnode: PlanNode, scope: expr.Scope, make_context: Callable[[], Any]
+) -> Outcome:
+    """Run one attempt of `pnode` and classify what happened."""
+    node_id = pnode.id
+    try:
+        config = render_config(pnode, scope)
+        ctx = make_context()
+        timeout = pnode.timeout_s
+        if timeout is None:
+            result = await pnode.spec.run(ctx, config)
+        else:
+            async with asyncio.timeout(timeout):
+                result = await pnode.spec.run(ctx, config)
+    except BlockError as exc:
+        return Outcome(
+            ok=False,
+            error=exc.to_info(node_id),
+            retryable=exc.retryable,
+            retry_after_ms=exc.retry_after_ms,
+        )
+    except TimeoutError:
+        timeout_error = NodeTimeout(
+            f"node {node_id!r} did not finish within {pnode.node.timeout_ms} ms"
+        )
+        return Outcome(ok=False, error=timeout_error.to_info(node_id), retryable=True)
+    except Conv3nError as exc:
+        return Outcome(ok=False, error=exc.to_info(node_id), retryable=False)
+    except Exception as exc:
+        log.exception("block %s crashed in node %s", pnode.node.type, node_id)
+        crash = ErrorInfo(
+            type="block_crashed",
+            message=f"{type(exc).__name__}: {exc}",
+            node=node_id,
+            details={"exception": type(exc).__name__},
+        )
+        return Outcome(ok=False, error=crash, retryable=True)
+    if type(result) is Route:
+        if result.port not in pnode.ports:
+            wrong = BlockError(f"block chose port {result.port!r}, which node {node_id!r} lacks")
+            return Outcome(ok=False, error=wrong.to_info(node_id))
+        data = result.data
+        port = result.port
+    else:
+        data = result
+        port = "main"
+    try:
+        data = expr.to_json_value(data)
+    except expr.EvalError as exc:
+        not_json = BlockError(f"block returned a value that is not JSON: {exc}")
+        return Outcome(ok=False, error=not_json.to_info(node_id))
+    return Outcome(ok=True, data=data, port=port)

@@ -1,0 +1,143 @@
+"""`NodeContext`: the engine's implementation of `conv3n.sdk.Context`, one per attempt.
+
+Created by `runner.Run` just before a block runs; gives the block capabilities (HTTP, secrets,
+sub-graphs, sub-workflows), never the engine itself.
+"""
+
+import asyncio
+import logging
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from conv3n import expr
+from conv3n.errors import BlockError, ExpressionError, SecretNotFound
+from conv3n.model import JSON, WebhookResponse
+
+if TYPE_CHECKING:
+    import httpx
+
+    from conv3n.compiler import PlanNode
+    from conv3n.engine.runner import Run
+
+
+class NodeContext:
+    """What one attempt of one node may see and do."""
+
+    __slots__ = ("_attempt", "_node", "_run")
+
+    def __init__(self, run: "Run", node: "PlanNode", attempt: int):
+        self._run = run
+        self._node = node
+        self._attempt = attempt
+
+    @property
+    def node_id(self) -> str:
+        """This node's id."""
+        return self._node.id
+
+    @property
+    def execution_id(self) -> str:
+        """The execution's id."""
+        return self._run.execution_id
+
+    @property
+    def attempt(self) -> int:
+        """1-based attempt number."""
+        return self._attempt
+
+    @property
+    def idempotency_key(self) -> str:
+        """`{execution_id}:{node_id}`, plus `:{index}` per enclosing loop item."""
+        return f"{self._run.execution_id}:{self._node.id}{self._run.key_suffix}"
+
+    @property
+    def input(self) -> JSON:
+        """The single activated predecessor's data, or the execution input for a start node."""
+        return self._run.input_of(self._node)
+
+    @property
+    def inputs(self) -> Mapping[str, JSON]:
+        """Every activated predecessor's data by id, in finishing order."""
+        return self._run.inputs_of(self._node)
+
+    @property
+    def vars(self) -> MutableMapping[str, JSON]:
+        """The execution's `$vars`."""
+        return self._run.vars
+
+    @property
+    def log(self) -> logging.Logger:
+        """A logger for this node (the execution id is in the logger's name)."""
+        return logging.getLogger(f"conv3n.node.{self._node.id}")
+
+    @property
+    def http(self) -> "httpx.AsyncClient":
+        """The engine's shared HTTP client."""
+        return self._run.engine.http
+
+    async def secret(self, name: str) -> str:
+        """A stored secret's value."""
+        secrets = self._run.engine.secrets
+        value = secrets.get(name) if isinstance(secrets, Mapping) else None
+        if value is None:
+            raise SecretNotFound(f"no secret named {name!r}", details={"name": name})
+        return str(value)
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait on the engine's clock."""
+        await self._run.engine.clock.sleep(seconds)
+
+    def respond(self, response: WebhookResponse) -> None:
+        """Set the webhook response (and with it the execution's output)."""
+        run = self._run
+        while run.parent is not None:
+            run = run.parent
+        run.response = response
+
+    def evaluate(self, expression: str, **names: Any) -> JSON:
+        """Evaluate `expression` (no braces) in this node's scope, with extra names."""
+        try:
+            compiled = expr.compile_expression(expression)
+            scope = self._run.scope.child(**names) if names else self._run.scope
+            return expr.to_json_value(expr.evaluate(compiled, scope))
+        except expr.ParseError as exc:
+            raise ExpressionError(exc.message, expression=exc.expression) from None
+        except expr.EvalError as exc:
+            raise ExpressionError(str(exc), expression=expression) from None
+
+    async def run_subgraph(
+        self, field: str, items: Sequence[JSON], *, concurrency: int = 1
+    ) -> list[JSON]:
+        """Run the compiled sub-graph of config `field` once per item; results in item order.
+
+        Raises:
+            BlockError: an item's body failed (its index and node are in `details`).
+        """
+        subplan = self._node.subplans[field]
+        run = self._run
+        results: list[JSON] = [None] * len(items)
+
+        async def one(index: int) -> None:
+            results[index] = await run.run_item(subplan, items[index], index)
+
+        if concurrency <= 1 or len(items) <= 1:
+            for index in range(len(items)):
+                await one(index)
+            return results
+        next_index = iter(range(len(items)))
+
+        async def worker() -> None:
+            for index in next_index:
+                await one(index)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for number in range(min(concurrency, len(items))):
+                    group.create_task(worker(), name=f"{self.idempotency_key}:worker{number}")
+        except* BlockError as failures:
+            raise failures.exceptions[0] from None
+        return results
+
+    async def run_workflow(self, ref: str, input: JSON, *, wait: bool = True) -> JSON:
+        """Run another workflow as a child execution; its output, or `{execution_id}`."""
+        return await self._run.engine.run_child(self._run, ref, input, wait=wait)

@@ -1,0 +1,170 @@
+"""`Engine`: the long-lived owner of what executions share (journal, clock, HTTP pool, secrets).
+
+Created once by the runtime (or a test); `execute()` runs one Plan to its record. Also owns
+fire-and-forget child executions, which `aclose()` waits for.
+"""
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from conv3n.compiler import Plan
+from conv3n.engine import ids
+from conv3n.engine.clock import Clock, SystemClock
+from conv3n.engine.journal import Journal, NullJournal
+from conv3n.engine.runner import Run
+from conv3n.errors import BlockError
+from conv3n.model import JSON, ExecutionRecord, ExecutionStatus, NodeRecord
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class WorkflowSource(Protocol):
+    """Finds the workflows std/subworkflow names (files for `conv3n run`, storage for a server)."""
+
+    async def load(self, ref: str, *, relative_to: str | None) -> Plan:
+        """The compiled workflow `ref` (a path relative to `relative_to`, or a stored id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """Knobs the runtime sets from Settings.
+
+    Attributes:
+        env: the environment variables visible as `$env` (already allow-listed).
+        max_depth: how deep sub-workflows may nest.
+        http_timeout_s: default timeout of the shared HTTP client.
+        http_max_connections: size of the shared connection pool.
+    """
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    max_depth: int = 10
+    http_timeout_s: float = 30.0
+    http_max_connections: int = 100
+
+
+class Engine:
+    """Runs plans. One per process; safe to share between concurrent executions."""
+
+    def __init__(
+        self,
+        *,
+        journal: Journal | None = None,
+        clock: Clock | None = None,
+        secrets: Mapping[str, str] | None = None,
+        workflows: WorkflowSource | None = None,
+        options: EngineOptions | None = None,
+        http: "httpx.AsyncClient | None" = None,
+    ):
+        self.journal: Journal = journal or NullJournal()
+        self.clock: Clock = clock or SystemClock()
+        self.secrets: Mapping[str, str] = secrets if secrets is not None else {}
+        self.workflows = workflows
+        self.options = options or EngineOptions()
+        self.env: Mapping[str, str] = dict(self.options.env)
+        self._http = http
+        self._own_http = http is None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._running: dict[str, Run] = {}
+
+    @property
+    def http(self) -> "httpx.AsyncClient":
+        """The shared HTTP client, created on first use (so runs without HTTP never import it)."""
+        if self._http is None:
+            import httpx
+
+            limits = httpx.Limits(
+                max_connections=self.options.http_max_connections, max_keepalive_connections=20
+            )
+            self._http = httpx.AsyncClient(
+                timeout=self.options.http_timeout_s, limits=limits, follow_redirects=True
+            )
+        return self._http
+
+    async def execute(
+        self,
+        plan: Plan,
+        input: JSON = None,
+        *,
+        mode: str = "manual",
+        execution_id: str | None = None,
+        prior: Mapping[str, NodeRecord] | None = None,
+        depth: int = 0,
+    ) -> ExecutionRecord:
+        """Run `plan` to the end and return its record.
+
+        Args:
+            plan: a compiled workflow.
+            input: `$input`.
+            mode: how it was started (`manual`, `webhook`, `subworkflow`, ...).
+            execution_id: a given id (resume, idempotent starts); a new one otherwise.
+            prior: stored node records of an interrupted run: finished nodes are not re-run.
+            depth: sub-workflow nesting depth.
+        """
+        run = Run(
+            self,
+            plan,
+            execution_id=execution_id or ids.new_execution_id(),
+            input=input,
+            mode=mode,
+            depth=depth,
+            prior=prior,
+        )
+        self._running[run.execution_id] = run
+        try:
+            return await run.execute()
+        finally:
+            self._running.pop(run.execution_id, None)
+
+    def cancel(self, execution_id: str) -> bool:
+        """Cancel a running execution; False if it is not running here."""
+        run = self._running.get(execution_id)
+        if run is None:
+            return False
+        run.cancel()
+        return True
+
+    async def run_child(self, parent: Run, ref: str, input: JSON, *, wait: bool) -> JSON:
+        """std/subworkflow: run workflow `ref` as a child of `parent`."""
+        if self.workflows is None:
+            raise BlockError("sub-workflows are not available here (no workflow source)")
+        if parent.depth + 1 > self.options.max_depth:
+            raise BlockError(
+                f"sub-workflows nest deeper than {self.options.max_depth} levels",
+                details={"max_depth": self.options.max_depth},
+            )
+        plan = await self.workflows.load(ref, relative_to=parent.plan.source)
+        child_id = ids.new_execution_id()
+        coroutine = self.execute(
+            plan, input, mode="subworkflow", execution_id=child_id, depth=parent.depth + 1
+        )
+        if not wait:
+            task = asyncio.create_task(coroutine, name=f"subworkflow:{child_id}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return {"execution_id": child_id}
+        record = await coroutine
+        if record.status is not ExecutionStatus.SUCCESS:
+            error = record.error
+            message = error.message if error else record.status.value
+            raise BlockError(
+                f"sub-workflow {ref!r} failed: {message}",
+                details={"execution_id": child_id, "error": error.model_dump() if error else None},
+            )
+        return record.output
+
+    async def aclose(self) -> None:
+        """Wait for fire-and-forget children, then close the HTTP pool."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._http is not None and self._own_http:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> "Engine":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,461 @@
+"""`Run`: one execution of a Plan (or one loop-body item), from start nodes to the record.
+
+Called by `Engine.execute` and, for loop bodies, by `NodeContext.run_subgraph`. Decisions come
+from `frontier` (which nodes run or skip) and `retry` (delays); this module carries them out in
+one TaskGroup, writes every node record to the Journal before successors start, and builds
+the execution record of SPEC §6.
+"""
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections import ChainMap
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from conv3n import expr
+from conv3n.compiler import Plan, PlanNode
+from conv3n.engine import attempt as attempts
+from conv3n.engine import context, frontier, retry
+from conv3n.errors import BlockError
+from conv3n.model import (
+    JSON,
+    ErrorInfo,
+    ExecutionRecord,
+    ExecutionStatus,
+    NodeRecord,
+    NodeStatus,
+    WebhookResponse,
+)
+from conv3n.sdk import ERROR_PORT
+
+if TYPE_CHECKING:
+    from conv3n.engine.engine import Engine
+
+_NO_PORTS: frozenset[str] = frozenset()
+_MAIN = frozenset({"main"})
+_ERROR = frozenset({ERROR_PORT})
+
+
+class _Abort(Exception):
+    """A node failed with `on_error: fail`: stop the whole execution."""
+
+
+class Run:
+    """The state of one execution while it runs.
+
+    Attributes:
+        status, records, ports: per node index.
+        views: `$node` as expressions see it (id -> {data, status, error, ...}).
+    """
+
+    def __init__(
+        self,
+        engine: "Engine",
+        plan: Plan,
+        *,
+        execution_id: str,
+        input: JSON,
+        mode: str = "manual",
+        depth: int = 0,
+        prior: Mapping[str, NodeRecord] | None = None,
+        parent: "Run | None" = None,
+        item: JSON = None,
+        index: int | None = None,
+        journaled: bool = True,
+    ):
+        self.engine = engine
+        self.plan = plan
+        self.execution_id = execution_id
+        self.input = input
+        self.mode = mode
+        self.depth = depth
+        self.prior = prior or {}
+        self.parent = parent
+        self.journaled = journaled
+        size = len(plan.nodes)
+        self.status: list[NodeStatus] = [NodeStatus.PENDING] * size
+        self.records: list[NodeRecord | None] = [None] * size
+        self.ports: list[frozenset[str]] = [_NO_PORTS] * size
+        self.finish_order: list[int] = [0] * size
+        self._finished = 0
+        self.frontier = frontier.Frontier.of(
+            tuple(n.successors for n in plan.nodes), (n.predecessors for n in plan.nodes)
+        )
+        self.response: WebhookResponse | None = None
+        self.error: ErrorInfo | None = None
+        self.started_at: datetime | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._cancel_requested = False
+        self._task: asyncio.Task[Any] | None = None
+        own_views: dict[str, Any] = {}
+        self.own_views = own_views
+        if parent is None:
+            self.vars: dict[str, JSON] = {}
+            self.key_suffix = ""
+            self.views: Mapping[str, Any] = own_views
+            self.execution_view: dict[str, JSON] = {}
+        else:
+            self.vars = parent.vars
+            self.key_suffix = f"{parent.key_suffix}:{index}"
+            self.views = ChainMap(own_views, parent.views)  # type: ignore[arg-type]
+            self.execution_view = parent.execution_view
+        self.scope: expr.Scope = expr.Scope(
+            input=parent.scope.input if parent else input,
+            node=self.views,
+            vars=self.vars,
+            secrets=engine.secrets,
+            env=engine.env,
+            execution=self.execution_view,
+            item=item if parent else None,
+            index=index if parent else None,
+        )
+
+    # --- public ----------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the execution: running nodes are cancelled, the record says `cancelled`."""
+        self._cancel_requested = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def execute(self) -> ExecutionRecord:
+        """Run to the end and return the execution record (never raises for node failures).
+
+        A cancellation that did not come from `cancel()` (e.g. a server shutting down)
+        propagates, leaving unfinished nodes unrecorded so the execution can resume.
+        """
+        engine = self.engine
+        self._task = asyncio.current_task()
+        self.started_at = engine.clock.now()
+        t0 = time.perf_counter()
+        self.execution_view.update(
+            id=self.execution_id,
+            workflow_id=self.plan.workflow_id,
+            started_at=self.started_at.isoformat(),
+            mode=self.mode,
+        )
+        if self.journaled:
+            await engine.journal.execution_started(self._record(ExecutionStatus.RUNNING, None))
+        status = ExecutionStatus.SUCCESS
+        timeout_ms = self.plan.workflow.settings.timeout_ms
+        try:
+            async with asyncio.timeout(timeout_ms / 1000 if timeout_ms else None):
+                await self._run_graph()
+        except _Abort:
+            status = ExecutionStatus.ERROR
+        except TimeoutError:
+            status = ExecutionStatus.ERROR
+            self.error = ErrorInfo(
+                type="timeout",
+                message=f"the execution did not finish within {timeout_ms} ms",
+                details={"timeout_ms": timeout_ms},
+            )
+        except asyncio.CancelledError:
+            if not self._cancel_requested:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            status = ExecutionStatus.CANCELLED
+            self.error = ErrorInfo(type="cancelled", message="the execution was cancelled")
+        if self.error is not None and status is ExecutionStatus.SUCCESS:
+            status = ExecutionStatus.ERROR
+        await self._close_unfinished()
+        duration = (time.perf_counter() - t0) * 1000
+        record = self._record(status, engine.clock.now(), duration)
+        if self.journaled:
+            await engine.journal.execution_finished(record)
+        return record
+
+    async def run_body(self) -> JSON:
+        """Run as a loop-body item and return its output.
+
+        Raises:
+            BodyFailed: a body node failed with `on_error: fail`.
+        """
+        self.started_at = self.parent.started_at if self.parent else self.engine.clock.now()
+        with contextlib.suppress(_Abort):
+            await self._run_graph()
+        if self.error is not None:
+            raise BodyFailed(self.error)
+        return self.output()
+
+    async def run_item(self, subplan: Plan, item: JSON, index: int) -> JSON:
+        """Run a loop body for one item (inside this execution) and return its output.
+
+        Raises:
+            BlockError: a body node failed; its index and error are in `details`.
+        """
+        body = Run(
+            self.engine,
+            subplan,
+            execution_id=self.execution_id,
+            input=self.input,
+            mode=self.mode,
+            depth=self.depth,
+            parent=self,
+            item=item,
+            index=index,
+            journaled=False,
+        )
+        try:
+            return await body.run_body()
+        except BodyFailed as exc:
+            raise BlockError(
+                f"item {index}: node {exc.error.node!r} failed: {exc.error.message}",
+                details={"index": index, "error": exc.error.model_dump()},
+            ) from None
+
+    # --- the graph --------------------------------------------------------------------------
+
+    async def _run_graph(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                ready = self.frontier.starts()
+                await self._start(ready)
+        except* _Abort:
+            raise _Abort from None
+        finally:
+            self._group = None
+
+    async def _start(self, ready: list[int]) -> None:
+        """Launch ready nodes; nodes finished in a prior run are replayed, not re-run."""
+        prior = self.prior
+        group = self._group
+        if group is None:
+            raise RuntimeError("nodes can only start while the graph runs")
+        while ready:
+            index = ready.pop()
+            node = self.plan.nodes[index]
+            if prior:
+                previous = prior.get(node.id)
+                if previous is not None and _replayable(previous):
+                    more = await self._replay(index, previous)
+                    ready.extend(more)
+                    continue
+            self.status[index] = NodeStatus.RUNNING
+            group.create_task(self._run_node(node), name=f"{self.execution_id}:{node.id}")
+
+    async def _replay(self, index: int, previous: NodeRecord) -> list[int]:
+        """Apply a stored result as if the node had just finished."""
+        self.status[index] = previous.status
+        self.records[index] = previous
+        ports = frozenset(previous.ports or ())
+        self.ports[index] = ports
+        self._remember(index, previous)
+        ready, skipped = self.frontier.finish(index, ports)
+        for child in skipped:
+            await self._skip(child)
+        return ready
+
+    async def _run_node(self, pnode: PlanNode) -> None:
+        engine = self.engine
+        journal = engine.journal
+        index = pnode.index
+        started_at = engine.clock.now()
+        t0 = time.perf_counter()
+        number = 0
+        while True:
+            number += 1
+            if self.journaled:
+                await journal.node_started(self.execution_id, pnode.id, number, started_at)
+            self.scope.now = engine.clock.now()
+            outcome = await attempts.run_attempt(
+                pnode, self.scope, functools.partial(context.NodeContext, self, pnode, number)
+            )
+            if outcome.ok or not outcome.retryable:
+                break
+            delay = retry.next_delay(pnode.retry, number, retry_after_ms=outcome.retry_after_ms)
+            if delay is None:
+                break
+            if self.journaled and outcome.error is not None:
+                await journal.attempt_failed(
+                    self.execution_id, pnode.id, number, outcome.error, delay
+                )
+            await engine.clock.sleep(delay)
+        finished_at = engine.clock.now()
+        duration = (time.perf_counter() - t0) * 1000
+        if outcome.ok:
+            ports = _MAIN if outcome.port == "main" else frozenset((outcome.port,))
+            record = NodeRecord.model_construct(
+                status=NodeStatus.SUCCESS,
+                data=outcome.data,
+                error=None,
+                attempts=number,
+                started_at=started_at,
+                finished_at=finished_at,
+                duration_ms=duration,
+                ports=[outcome.port],
+            )
+        else:
+            on_error = pnode.node.on_error
+            ports = {"continue": _MAIN, "route": _ERROR}.get(on_error, _NO_PORTS)
+            record = NodeRecord.model_construct(
+                status=NodeStatus.ERROR,
+                data=None,
+                error=outcome.error,
+                attempts=number,
+                started_at=started_at,
+                finished_at=finished_at,
+                duration_ms=duration,
+                ports=sorted(ports),
+            )
+        await self._finish(index, record, ports)
+        if not outcome.ok and pnode.node.on_error == "fail":
+            self.error = outcome.error
+            raise _Abort
+
+    async def _finish(self, index: int, record: NodeRecord, ports: frozenset[str]) -> None:
+        self.status[index] = record.status
+        self.records[index] = record
+        self.ports[index] = ports
+        self._remember(index, record)
+        if self.journaled:
+            await self.engine.journal.node_finished(
+                self.execution_id, self.plan.nodes[index].id, record
+            )
+        if record.status is NodeStatus.ERROR and not ports:
+            return
+        ready, skipped = self.frontier.finish(index, ports)
+        for child in skipped:
+            await self._skip(child)
+        if ready:
+            await self._start(ready)
+
+    async def _skip(self, index: int) -> None:
+        record = NodeRecord.model_construct(
+            status=NodeStatus.SKIPPED,
+            data=None,
+            error=None,
+            attempts=0,
+            started_at=None,
+            finished_at=None,
+            duration_ms=None,
+            ports=[],
+        )
+        self.status[index] = NodeStatus.SKIPPED
+        self.records[index] = record
+        self._remember(index, record)
+        if self.journaled:
+            await self.engine.journal.node_finished(
+                self.execution_id, self.plan.nodes[index].id, record
+            )
+
+    def _remember(self, index: int, record: NodeRecord) -> None:
+        self._finished += 1
+        self.finish_order[index] = self._finished
+        error = record.error
+        self.own_views[self.plan.nodes[index].id] = {
+            "data": record.data,
+            "status": record.status.value,
+            "error": error.model_dump() if error is not None else None,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+            "duration_ms": record.duration_ms,
+            "attempts": record.attempts,
+        }
+
+    async def _close_unfinished(self) -> None:
+        """Nodes that never finished end as `cancelled` (the execution stopped or failed)."""
+        for index, status in enumerate(self.status):
+            if status is NodeStatus.PENDING or status is NodeStatus.RUNNING:
+                record = NodeRecord.model_construct(
+                    status=NodeStatus.CANCELLED,
+                    data=None,
+                    error=None,
+                    attempts=0,
+                    started_at=None,
+                    finished_at=None,
+                    duration_ms=None,
+                    ports=None,
+                )
+                self.status[index] = NodeStatus.CANCELLED
+                self.records[index] = record
+                if self.journaled:
+                    await self.engine.journal.node_finished(
+                        self.execution_id, self.plan.nodes[index].id, record
+                    )
+
+    # --- inputs and outputs ------------------------------------------------------------------
+
+    def inputs_of(self, pnode: PlanNode) -> dict[str, JSON]:
+        """Data of the predecessors that activated `pnode`, in the order they finished."""
+        activating = [
+            p
+            for p in pnode.predecessors
+            if not self.plan.nodes[p].successors[pnode.index].isdisjoint(self.ports[p])
+        ]
+        activating.sort(key=self.finish_order.__getitem__)
+        return {self.plan.nodes[p].id: self._data(p) for p in activating}
+
+    def input_of(self, pnode: PlanNode) -> JSON:
+        """The single activated predecessor's data (the first to finish if several), or
+        the execution input for a start node."""
+        if not pnode.predecessors:
+            return self.scope.input
+        if len(pnode.predecessors) == 1:
+            return self._data(pnode.predecessors[0])
+        inputs = self.inputs_of(pnode)
+        return next(iter(inputs.values()), None)
+
+    def _data(self, index: int) -> JSON:
+        record = self.records[index]
+        return record.data if record is not None else None
+
+    def output(self) -> JSON:
+        """SPEC §2: std/respond's body, else the single sink's data, else {sink id: data}."""
+        if self.response is not None:
+            return self.response.body
+        ran = [
+            i
+            for i in self.plan.sinks
+            if self.status[i] is NodeStatus.SUCCESS or self.status[i] is NodeStatus.ERROR
+        ]
+        if len(ran) == 1:
+            return self._data(ran[0])
+        return {self.plan.nodes[i].id: self._data(i) for i in ran}
+
+    def _record(
+        self,
+        status: ExecutionStatus,
+        finished_at: datetime | None,
+        duration_ms: float | None = None,
+    ) -> ExecutionRecord:
+        final = status.is_final
+        return ExecutionRecord.model_construct(
+            execution_id=self.execution_id,
+            workflow_id=self.plan.workflow_id,
+            status=status,
+            mode=self.mode,
+            started_at=self.started_at,
+            finished_at=finished_at,
+            duration_ms=duration_ms,
+            input=self.input,
+            output=self.output() if final and status is ExecutionStatus.SUCCESS else None,
+            error=self.error,
+            response=self.response,
+            nodes={
+                n.id: r for n, r in zip(self.plan.nodes, self.records, strict=True) if r is not None
+            }
+            if final
+            else {},
+        )
+
+
+class BodyFailed(Exception):
+    """A loop-body item failed; `.error` is the failing node's error."""
+
+    def __init__(self, error: ErrorInfo):
+        super().__init__(error.message)
+        self.error = error
+
+
+def _replayable(record: NodeRecord) -> bool:
+    """A stored node result that a resumed execution reuses instead of re-running."""
+    if record.status is NodeStatus.SUCCESS or record.status is NodeStatus.SKIPPED:
+        return True
+    return record.status is NodeStatus.ERROR and bool(record.ports)

@@ -1,0 +1,69 @@
+"""The use cases the CLI (and later the API) share: validate, run a file, describe blocks.
+
+The composition root: the only code that knows every part and wires them together.
+"""
+
+from pathlib import Path
+
+from conv3n.compiler import Plan, compile_workflow
+from conv3n.engine import Engine, EngineOptions, Journal
+from conv3n.errors import WorkflowInvalid
+from conv3n.model import JSON, ExecutionRecord, Problem
+from conv3n.runtime import files
+from conv3n.runtime.settings import Settings
+from conv3n.sdk import BlockRegistry
+
+
+def make_engine(
+    settings: Settings, registry: BlockRegistry, *, journal: Journal | None = None
+) -> Engine:
+    """An engine configured from settings, with file-based sub-workflows."""
+    options = EngineOptions(env=settings.visible_env(), max_depth=settings.max_subworkflow_depth)
+    return Engine(journal=journal, options=options, workflows=files.FileWorkflows(registry))
+
+
+def validate_files(paths: list[Path], registry: BlockRegistry) -> dict[Path, list[Problem]]:
+    """Every problem of every file ({} entries are valid files)."""
+    results: dict[Path, list[Problem]] = {}
+    for path in paths:
+        try:
+            files.compile_file(path, registry)
+            results[path] = []
+        except WorkflowInvalid as exc:
+            results[path] = exc.problems
+    return results
+
+
+async def run_file(
+    path: Path,
+    input: JSON = None,
+    *,
+    settings: Settings | None = None,
+    registry: BlockRegistry | None = None,
+    journal: Journal | None = None,
+) -> ExecutionRecord:
+    """Compile and run a workflow file once, without storage (`conv3n run`)."""
+    settings = settings or Settings.from_env()
+    registry = registry or BlockRegistry.discover()
+    plan = files.compile_file(path, registry)
+    return await run_plan(plan, input, settings=settings, registry=registry, journal=journal)
+
+
+async def run_plan(
+    plan: Plan,
+    input: JSON = None,
+    *,
+    settings: Settings,
+    registry: BlockRegistry,
+    journal: Journal | None = None,
+) -> ExecutionRecord:
+    """Run a compiled plan on a fresh engine and close it afterwards."""
+    async with make_engine(settings, registry, journal=journal) as engine:
+        return await engine.execute(plan, input)
+
+
+def compile_document(document: JSON, registry: BlockRegistry) -> Plan:
+    """Validate and compile a workflow given as data (API bodies, tests)."""
+    from conv3n.compiler import load_workflow
+
+    return compile_workflow(load_workflow(document), registry)

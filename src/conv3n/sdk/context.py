@@ -1,0 +1,77 @@
+"""`Context`: everything a running block may see and use. Implemented by the engine only."""
+
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from conv3n.model import JSON, WebhookResponse
+
+if TYPE_CHECKING:
+    import logging
+
+    import httpx
+
+
+class Context(Protocol):
+    """What a block gets besides its config.
+
+    Reading: `node_id`, `attempt`, `idempotency_key`, `input` (the single predecessor's data),
+    `inputs` (every activated predecessor's data, in the order they finished), `vars`.
+    Doing: `http` (shared client), `secret()`, `sleep()`, `respond()`, and the capabilities of
+    structural blocks: `run_subgraph()`, `run_workflow()`.
+    """
+
+    @property
+    def node_id(self) -> str:
+        """This node's id."""
+
+    @property
+    def execution_id(self) -> str:
+        """The execution's id."""
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first attempt, 2 for the first retry, ..."""
+
+    @property
+    def idempotency_key(self) -> str:
+        """`{execution_id}:{node_id}` (loop bodies add `:{index}`): pass it on to remote sides."""
+
+    @property
+    def input(self) -> JSON:
+        """The data of the single activated predecessor (None for a start node)."""
+
+    @property
+    def inputs(self) -> Mapping[str, JSON]:
+        """Every activated predecessor's data by node id, in the order they finished."""
+
+    @property
+    def vars(self) -> MutableMapping[str, JSON]:
+        """The execution's `$vars` (std/set writes here)."""
+
+    @property
+    def log(self) -> "logging.Logger":
+        """A logger bound to this execution and node."""
+
+    @property
+    def http(self) -> "httpx.AsyncClient":
+        """The engine's shared HTTP client (one connection pool for every node)."""
+
+    async def secret(self, name: str) -> str:
+        """A stored secret's value (raises SecretNotFound)."""
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait on the engine's clock (tests fast-forward it)."""
+
+    def respond(self, response: WebhookResponse) -> None:
+        """Set the webhook's HTTP response and the execution's output (std/respond)."""
+
+    async def run_subgraph(
+        self, field: str, items: Sequence[JSON], *, concurrency: int = 1
+    ) -> list[JSON]:
+        """Run the sub-graph held in config `field` once per item, results in item order."""
+
+    async def run_workflow(self, ref: str, input: JSON, *, wait: bool = True) -> JSON:
+        """Run another workflow (a file path relative to this one, or a stored id)."""
+
+    def evaluate(self, expression: str, **names: Any) -> JSON:
+        """Evaluate an expression in this node's scope with extra names (e.g. `item`)."""

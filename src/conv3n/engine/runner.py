@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 _NO_PORTS: frozenset[str] = frozenset()
 _MAIN = frozenset({"main"})
 _ERROR = frozenset({ERROR_PORT})
+_YIELD_EVERY = 64
+"""Inline node runs give the event loop a turn this often, so a long chain of instant blocks
+cannot starve other executions."""
 
 
 class _Abort(Exception):
@@ -215,19 +218,26 @@ class Run:
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                ready = self.frontier.starts()
-                await self._start(ready)
+                first = await self._start(self.frontier.starts())
+                if first is not None:
+                    await self._run_from(first)
         except* _Abort:
             raise _Abort from None
         finally:
             self._group = None
 
-    async def _start(self, ready: list[int]) -> None:
-        """Launch ready nodes; nodes finished in a prior run are replayed, not re-run."""
+    async def _start(self, ready: list[int]) -> PlanNode | None:
+        """Launch ready nodes as tasks, all but one, which the caller runs inline.
+
+        Running one successor in the task that finished its predecessor saves a task per node
+        on chains (and makes a one-node loop body run without any task). Nodes finished in a
+        prior run are replayed, not re-run.
+        """
         prior = self.prior
         group = self._group
         if group is None:
             raise RuntimeError("nodes can only start while the graph runs")
+        inline: PlanNode | None = None
         while ready:
             index = ready.pop()
             node = self.plan.nodes[index]
@@ -238,7 +248,20 @@ class Run:
                     ready.extend(more)
                     continue
             self.status[index] = NodeStatus.RUNNING
-            group.create_task(self._run_node(node), name=f"{self.execution_id}:{node.id}")
+            if inline is None:
+                inline = node
+            else:
+                group.create_task(self._run_from(node), name=f"{self.execution_id}:{node.id}")
+        return inline
+
+    async def _run_from(self, pnode: PlanNode | None) -> None:
+        """Run a node, then the successor it hands back, and so on."""
+        steps = 0
+        while pnode is not None:
+            pnode = await self._run_node(pnode)
+            steps += 1
+            if not steps % _YIELD_EVERY:
+                await asyncio.sleep(0)
 
     async def _replay(self, index: int, previous: NodeRecord) -> list[int]:
         """Apply a stored result as if the node had just finished."""
@@ -252,7 +275,7 @@ class Run:
             await self._skip(child)
         return ready
 
-    async def _run_node(self, pnode: PlanNode) -> None:
+    async def _run_node(self, pnode: PlanNode) -> PlanNode | None:
         engine = self.engine
         journal = engine.journal
         index = pnode.index
@@ -281,7 +304,7 @@ class Run:
         duration = (time.perf_counter() - t0) * 1000
         if outcome.ok:
             ports = _MAIN if outcome.port == "main" else frozenset((outcome.port,))
-            record = NodeRecord.model_construct(
+            record = NodeRecord(
                 status=NodeStatus.SUCCESS,
                 data=outcome.data,
                 error=None,
@@ -294,7 +317,7 @@ class Run:
         else:
             on_error = pnode.node.on_error
             ports = {"continue": _MAIN, "route": _ERROR}.get(on_error, _NO_PORTS)
-            record = NodeRecord.model_construct(
+            record = NodeRecord(
                 status=NodeStatus.ERROR,
                 data=None,
                 error=outcome.error,
@@ -304,12 +327,15 @@ class Run:
                 duration_ms=duration,
                 ports=sorted(ports),
             )
-        await self._finish(index, record, ports)
+        follow = await self._finish(index, record, ports)
         if not outcome.ok and pnode.node.on_error == "fail":
             self.error = outcome.error
             raise _Abort
+        return follow
 
-    async def _finish(self, index: int, record: NodeRecord, ports: frozenset[str]) -> None:
+    async def _finish(
+        self, index: int, record: NodeRecord, ports: frozenset[str]
+    ) -> PlanNode | None:
         self.status[index] = record.status
         self.records[index] = record
         self.ports[index] = ports
@@ -319,15 +345,14 @@ class Run:
                 self.execution_id, self.plan.nodes[index].id, record
             )
         if record.status is NodeStatus.ERROR and not ports:
-            return
+            return None
         ready, skipped = self.frontier.finish(index, ports)
         for child in skipped:
             await self._skip(child)
-        if ready:
-            await self._start(ready)
+        return await self._start(ready) if ready else None
 
     async def _skip(self, index: int) -> None:
-        record = NodeRecord.model_construct(
+        record = NodeRecord(
             status=NodeStatus.SKIPPED,
             data=None,
             error=None,
@@ -363,7 +388,7 @@ class Run:
         """Nodes that never finished end as `cancelled` (the execution stopped or failed)."""
         for index, status in enumerate(self.status):
             if status is NodeStatus.PENDING or status is NodeStatus.RUNNING:
-                record = NodeRecord.model_construct(
+                record = NodeRecord(
                     status=NodeStatus.CANCELLED,
                     data=None,
                     error=None,

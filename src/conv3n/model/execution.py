@@ -1,5 +1,6 @@
 """The execution record of SPEC §6 and the status enums."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -54,10 +55,17 @@ class ErrorInfo(BaseModel):
     details: dict[str, JSON] = Field(default_factory=dict)
 
 
-class NodeRecord(BaseModel):
-    """What happened to one node."""
+@dataclass(slots=True)
+class NodeRecord:
+    """What happened to one node.
 
-    model_config = ConfigDict(extra="forbid")
+    A plain slotted dataclass rather than a pydantic model: the engine builds one per node on
+    its hottest path (0.6 us instead of 2.8 us); pydantic still validates and serializes it
+    as a field of ExecutionRecord.
+
+    Attributes:
+        ports: output ports the node activated (None if it did not finish).
+    """
 
     status: NodeStatus
     data: JSON = None
@@ -66,9 +74,7 @@ class NodeRecord(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_ms: float | None = None
-    ports: list[str] | None = Field(
-        None, description="Output ports the node activated (None if it did not finish)."
-    )
+    ports: list[str] | None = None
 
 
 class WebhookResponse(BaseModel):

@@ -1,0 +1,38 @@
+"""Start-up stays light: heavy libraries load only when a workflow needs them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import json, sys
+{setup}
+print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r})))
+"""
+
+
+def loaded_after(setup: str, heavy: set[str]) -> set[str]:
+    code = PROBE.format(setup=setup, heavy=heavy)
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return {m.split(".")[0] for m in json.loads(out.stdout)}
+
+
+HEAVY = {"httpx", "jmespath", "jsonpath", "rich", "typer"}
+
+
+def test_engine_and_sdk_import_no_heavy_library():
+    assert loaded_after("import conv3n.engine, conv3n.sdk, conv3n.expr", HEAVY) == set()
+
+
+def test_running_a_workflow_without_http_does_not_import_httpx(tmp_path):
+    workflow = tmp_path / "wf.json"
+    workflow.write_text(json.dumps({"version": 1, "nodes": [{"id": "a", "type": "std/noop"}]}))
+    setup = (
+        "import asyncio, pathlib\n"
+        "from conv3n.runtime import run_file\n"
+        f"asyncio.run(run_file(pathlib.Path({str(workflow)!r})))"
+    )
+    assert loaded_after(setup, {"httpx", "jmespath", "jsonpath"}) == set()

@@ -13,6 +13,7 @@ from conv3n.compiler import Plan
 from conv3n.engine import ids
 from conv3n.engine.clock import Clock, SystemClock
 from conv3n.engine.journal import Journal, NullJournal
+from conv3n.engine.redact import Redactor
 from conv3n.engine.runner import Run
 from conv3n.errors import BlockError
 from conv3n.model import JSON, ExecutionRecord, ExecutionStatus, NodeRecord
@@ -57,10 +58,12 @@ class Engine:
         workflows: WorkflowSource | None = None,
         options: EngineOptions | None = None,
         http: "httpx.AsyncClient | None" = None,
+        redactor: Redactor | None = None,
     ):
         self.journal: Journal = journal or NullJournal()
         self.clock: Clock = clock or SystemClock()
         self.secrets: Mapping[str, str] = secrets if secrets is not None else {}
+        self.redactor = redactor or Redactor(self.secrets.values())
         self.workflows = workflows
         self.options = options or EngineOptions()
         self.env: Mapping[str, str] = dict(self.options.env)
@@ -112,6 +115,9 @@ class Engine:
             depth=depth,
             prior=prior,
         )
+        return await self._execute(run)
+
+    async def _execute(self, run: Run) -> ExecutionRecord:
         self._running[run.execution_id] = run
         try:
             return await run.execute()
@@ -137,15 +143,30 @@ class Engine:
             )
         plan = await self.workflows.load(ref, relative_to=parent.plan.source)
         child_id = ids.new_execution_id()
-        coroutine = self.execute(
-            plan, input, mode="subworkflow", execution_id=child_id, depth=parent.depth + 1
+        child = Run(
+            self,
+            plan,
+            execution_id=child_id,
+            input=input,
+            mode="subworkflow",
+            depth=parent.depth + 1,
         )
         if not wait:
-            task = asyncio.create_task(coroutine, name=f"subworkflow:{child_id}")
+            task = asyncio.create_task(self._execute(child), name=f"subworkflow:{child_id}")
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return {"execution_id": child_id}
-        record = await coroutine
+        # The caller's top run records this child as cancelled if it stops while the child
+        # runs (a sibling failed, its timeout, Engine.cancel), so no child stays `running`.
+        top = parent
+        while top.parent is not None:
+            top = top.parent
+        top.children.add(child)
+        try:
+            record = await self._execute(child)
+        finally:
+            if child.finished:
+                top.children.discard(child)
         if record.status is not ExecutionStatus.SUCCESS:
             error = record.error
             message = error.message if error else record.status.value

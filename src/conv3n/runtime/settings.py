@@ -1,9 +1,15 @@
-"""Settings: the only reader of CONV3N_* environment variables (SPEC §9)."""
+"""Settings: the only reader of CONV3N_* environment variables (SPEC §9).
+
+A plain frozen dataclass rather than pydantic-settings: it is read on every CLI start, and a
+bad value gets an error that names the variable.
+"""
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from conv3n.errors import InvalidInput
 
 
 @dataclass(frozen=True, slots=True)
@@ -11,29 +17,80 @@ class Settings:
     """Process-wide configuration, read once at the edge.
 
     Attributes:
-        data_dir: the data folder (database, keys, files root).
+        data_dir: the data folder (SQLite database, generated key, files root).
+        database_url: `postgresql://…` or `mysql://…`; None means SQLite in the data dir.
+        secret_key: base64 of 32 bytes encrypting stored secrets; None means the generated
+            key file in the data dir.
         env_allow: environment variable names visible as `$env`.
         max_subworkflow_depth: how deep std/subworkflow may nest.
+        max_result_bytes: node results larger than this are stored in a side table.
+        retention_days: finished executions older than this are pruned (0: keep all).
+        retention_per_workflow: newest finished executions kept per workflow (0: keep all).
+        lease_seconds: how long a process's claim on a running execution lasts unrenewed.
     """
 
     data_dir: Path = Path(".conv3n")
+    database_url: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
     env_allow: tuple[str, ...] = ()
     max_subworkflow_depth: int = 10
+    max_result_bytes: int = 1024 * 1024
+    retention_days: float = 14
+    retention_per_workflow: int = 10_000
+    lease_seconds: float = 30
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        """Settings from `CONV3N_*` variables (the process environment by default)."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        """Settings from `CONV3N_*` variables (the process environment by default).
+
+        Raises:
+            InvalidInput: a variable holds a value of the wrong kind (the message names it).
+        """
         env = dict(os.environ if environ is None else environ)
         allow = tuple(n.strip() for n in env.get("CONV3N_ENV_ALLOW", "").split(",") if n.strip())
-        depth = env.get("CONV3N_MAX_SUBWORKFLOW_DEPTH", "10")
-        return cls(
-            data_dir=Path(env.get("CONV3N_DATA_DIR", ".conv3n")),
-            env_allow=allow,
-            max_subworkflow_depth=int(depth) if depth.isdigit() else 10,
-            environ=env,
-        )
+        values: dict[str, object] = {
+            "data_dir": Path(env.get("CONV3N_DATA_DIR") or ".conv3n"),
+            "database_url": env.get("CONV3N_DATABASE_URL") or None,
+            "secret_key": env.get("CONV3N_SECRET_KEY") or None,
+            "env_allow": allow,
+            "max_subworkflow_depth": _number(env, "CONV3N_MAX_SUBWORKFLOW_DEPTH", 10, 1),
+            "max_result_bytes": _number(env, "CONV3N_MAX_RESULT_BYTES", 1024 * 1024, 1024),
+            "retention_days": _number(env, "CONV3N_RETENTION_DAYS", 14, 0, kind=float),
+            "retention_per_workflow": _number(env, "CONV3N_RETENTION_PER_WORKFLOW", 10_000, 0),
+            "lease_seconds": _number(env, "CONV3N_LEASE_SECONDS", 30, 1, kind=float),
+            "environ": env,
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def database(self) -> str:
+        """The database URL in use (SQLite in the data dir unless one is set)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'conv3n.db').resolve()}"
+
+    @property
+    def secret_key_file(self) -> Path:
+        """Where the generated secret key lives when CONV3N_SECRET_KEY is not set."""
+        return self.data_dir / "secret.key"
 
     def visible_env(self) -> dict[str, str]:
         """The allow-listed variables that are set: what `$env` shows."""
         return {name: self.environ[name] for name in self.env_allow if name in self.environ}
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: float, minimum: float, kind: type = int
+) -> float:
+    text = env.get(name)
+    if text is None or text.strip() == "":
+        return kind(default)  # type: ignore[no-any-return]
+    try:
+        value = kind(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{name} must be a {kind.__name__} (got {text!r})") from None
+    if value < minimum:
+        raise InvalidInput(f"{name} must be at least {minimum} (got {text!r})")
+    return value  # type: ignore[no-any-return]

@@ -1,0 +1,55 @@
+"""What storage returns besides execution records: stored workflows and execution summaries."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from conv3n.model.execution import ErrorInfo, ExecutionStatus
+from conv3n.model.workflow import Workflow
+
+
+class StoredWorkflow(BaseModel):
+    """A saved workflow at one of its versions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    version: int = Field(description="The version this document is (1 for the first save).")
+    latest_version: int = Field(description="The newest version of this workflow.")
+    active: bool = Field(description="Whether its triggers run.")
+    created_at: datetime
+    updated_at: datetime
+    workflow: Workflow
+
+
+class ExecutionSummary(BaseModel):
+    """An execution as listings show it (no node data)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    execution_id: str
+    workflow_id: str | None
+    workflow_version: int | None = None
+    status: ExecutionStatus
+    mode: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+    error: ErrorInfo | None = None
+    created_at: datetime
+
+
+class StoredExecution(BaseModel):
+    """What the runtime needs to resume or retry an execution."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    execution_id: str
+    workflow_id: str | None
+    workflow_version: int | None
+    status: ExecutionStatus
+    mode: str
+    input: object = None
+    document: dict[str, object]
+    source: str | None = None
+    wake_at: datetime | None = None

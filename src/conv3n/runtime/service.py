@@ -1,0 +1,455 @@
+"""`Runtime`: conv3n with storage — database, journal, secrets and engine wired together.
+
+The composition root for everything that remembers: `conv3n run --store`, the `executions`,
+`workflows`, `secrets` and `db` commands, and (later) the server. Use as an async context
+manager; it owns the database pool, the journal's writer task, the lease renewer and the engine.
+"""
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from conv3n.compiler import Plan, compile_workflow, load_workflow
+from conv3n.engine import Engine, EngineOptions, new_execution_id
+from conv3n.engine.redact import Redactor
+from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid, WorkflowNotFound
+from conv3n.model import (
+    JSON,
+    ExecutionRecord,
+    ExecutionStatus,
+    NodeRecord,
+    NodeStatus,
+    Problem,
+    Workflow,
+)
+from conv3n.model.stored import ExecutionSummary, StoredExecution, StoredWorkflow
+from conv3n.runtime import files
+from conv3n.runtime.settings import Settings
+from conv3n.sdk import BlockRegistry
+from conv3n.storage import (
+    Database,
+    RetentionPolicy,
+    StoreJournal,
+    executions,
+    retention,
+    schema,
+    secrets,
+    workflows,
+)
+
+
+class StoredWorkflows:
+    """`WorkflowSource` for std/subworkflow: a stored workflow id, else a file path."""
+
+    def __init__(self, runtime: "Runtime"):
+        self._runtime = runtime
+        self._files = files.FileWorkflows(runtime.registry)
+
+    async def load(self, ref: str, *, relative_to: str | None) -> Plan:
+        """The stored workflow `ref` at its latest version, or the file `ref`."""
+        try:
+            stored = await workflows.get(self._runtime.db, ref)
+        except WorkflowNotFound:
+            return await self._files.load(ref, relative_to=relative_to)
+        return compile_workflow(stored.workflow, self._runtime.registry)
+
+
+class Runtime:
+    """Everything an execution with storage needs, for one process.
+
+    Attributes:
+        instance: this process's id in execution leases (`host:pid:random`).
+    """
+
+    def __init__(self, settings: Settings | None = None, *, registry: BlockRegistry | None = None):
+        self.settings = settings or Settings.from_env()
+        self.registry = registry or BlockRegistry.discover()
+        self.db = Database(self.settings.database)
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._secrets: dict[str, str] = {}
+        self._redactor = Redactor()
+        self._cipher: secrets.Cipher | None = None
+        self.journal = StoreJournal(
+            self.db, max_result_bytes=self.settings.max_result_bytes, redact=self._redactor.text
+        )
+        self.engine = Engine(
+            journal=self.journal,
+            secrets=self._secrets,
+            redactor=self._redactor,
+            workflows=StoredWorkflows(self),
+            options=EngineOptions(
+                env=self.settings.visible_env(), max_depth=self.settings.max_subworkflow_depth
+            ),
+        )
+        self._mine: set[str] = set()
+        self._renewer: asyncio.Task[None] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> "Runtime":
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Connect, bring the schema up to date (SQLite) or check it, start the journal.
+
+        Raises:
+            Unavailable: the database cannot be reached or its schema is out of date.
+        """
+        if self.db.is_sqlite:
+            await schema.upgrade(self.db)
+        elif await schema.current_revision(self.db) != schema.HEAD:
+            raise Unavailable("the database schema is not up to date: run `conv3n db upgrade`")
+        await self._load_secrets()
+        await self.journal.start()
+        self._renewer = asyncio.create_task(self._renew_leases(), name="conv3n-lease-renewer")
+
+    async def close(self) -> None:
+        """Wait for background children, flush the journal, close the pool."""
+        await self.engine.aclose()
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+        await self.journal.close()
+        await self.db.close()
+
+    async def _renew_leases(self) -> None:
+        period = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            with contextlib.suppress(Unavailable):
+                await executions.renew(
+                    self.db,
+                    owner=self.instance,
+                    execution_ids=self._mine,
+                    until=self._lease_until(),
+                )
+
+    def _lease_until(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.settings.lease_seconds)
+
+    # --- secrets ------------------------------------------------------------------------------
+
+    def _cipher_for_use(self) -> secrets.Cipher:
+        if self._cipher is None:
+            if self.settings.secret_key:
+                key = secrets.decode_key(self.settings.secret_key)
+            else:
+                key = secrets.load_or_create_key(self.settings.secret_key_file)
+            self._cipher = secrets.Cipher(key)
+        return self._cipher
+
+    async def _load_secrets(self) -> None:
+        names = await secrets.names(self.db)
+        values = await secrets.load_all(self.db, self._cipher_for_use()) if names else {}
+        self._secrets.clear()
+        self._secrets.update(values)
+        self._redactor.update(values.values())
+
+    async def set_secret(self, name: str, value: str) -> bool:
+        """Store a secret encrypted; True if it is new."""
+        created = await secrets.put(self.db, self._cipher_for_use(), name, value)
+        await self._load_secrets()
+        return created
+
+    async def delete_secret(self, name: str) -> None:
+        """Delete a secret (SecretNotFound if absent)."""
+        await secrets.remove(self.db, name)
+        await self._load_secrets()
+
+    async def secret_names(self) -> list[dict[str, Any]]:
+        """Names and times of every secret, never values."""
+        return await secrets.names(self.db)
+
+    # --- workflows ----------------------------------------------------------------------------
+
+    def compile(self, workflow: Workflow, *, source: str | None = None) -> Plan:
+        """Validate and compile (WorkflowInvalid lists every problem)."""
+        return compile_workflow(workflow, self.registry, source=source)
+
+    async def save_workflow(
+        self, workflow: Workflow, *, workflow_id: str | None = None
+    ) -> StoredWorkflow:
+        """Validate, then store a workflow: a new one, or a new version of an existing one."""
+        wid = workflow_id or workflow.id
+        if not wid:
+            raise WorkflowInvalid([Problem(("id",), "a stored workflow needs an id")])
+        self.compile(workflow)
+        return await workflows.upsert(self.db, wid, workflow)
+
+    async def import_folder(self, folder: Path) -> list[StoredWorkflow]:
+        """Store every `*.yaml`/`*.yml`/`*.json` workflow of a folder (id from the document,
+        else the file name); a file whose document is unchanged adds no version."""
+        loaded = await asyncio.to_thread(_read_folder, folder)
+        stored = []
+        for path, workflow in loaded:
+            try:
+                wid = workflow.id or path.stem
+                stored.append(await self.save_workflow(workflow, workflow_id=wid))
+            except WorkflowInvalid as exc:
+                raise WorkflowInvalid(exc.problems, f"{path.name} is invalid") from None
+        return stored
+
+    async def export_folder(self, folder: Path) -> list[Path]:
+        """Write every stored workflow to `folder/<id>.yaml` (the exact documents stored)."""
+        documents: list[tuple[str, dict[str, Any]]] = []
+        after: str | None = None
+        while page := await workflows.list_page(self.db, after=after, limit=200):
+            documents.extend((item.id, item.workflow.to_document()) for item in page)
+            after = page[-1].id
+        return await asyncio.to_thread(_write_folder, folder, documents)
+
+    # --- executions ---------------------------------------------------------------------------
+
+    async def execute(
+        self,
+        plan: Plan,
+        input: JSON = None,
+        *,
+        mode: str = "manual",
+        workflow_version: int | None = None,
+        idempotency_key: str | None = None,
+        prior: Mapping[str, NodeRecord] | None = None,
+        parent_id: str | None = None,
+    ) -> ExecutionRecord:
+        """Store a new execution of `plan` and run it to the end.
+
+        With an `idempotency_key` seen before, the earlier execution's record is returned
+        (waiting for it if it is still running here) and nothing new starts.
+        """
+        execution_id = new_execution_id()
+        stored_id, created = await executions.create(
+            self.db,
+            execution_id=execution_id,
+            workflow_id=plan.workflow_id,
+            workflow_version=workflow_version,
+            mode=mode,
+            input=input,
+            document=plan.workflow.to_document(),
+            source=plan.source,
+            idempotency_key=idempotency_key,
+            parent_id=parent_id,
+            status=ExecutionStatus.RUNNING,
+            owner=self.instance,
+            lease_until=self._lease_until(),
+        )
+        if not created:
+            return await executions.get_record(self.db, stored_id)
+        if prior:
+            await self._copy_prior(execution_id, prior)
+        return await self._run(plan, input, execution_id=execution_id, mode=mode, prior=prior)
+
+    async def _copy_prior(self, execution_id: str, prior: Mapping[str, NodeRecord]) -> None:
+        for node_id, record in prior.items():
+            await self.journal.node_finished(execution_id, node_id, record)
+        await self.journal.flush()
+
+    async def _run(
+        self,
+        plan: Plan,
+        input: JSON,
+        *,
+        execution_id: str,
+        mode: str,
+        prior: Mapping[str, NodeRecord] | None,
+    ) -> ExecutionRecord:
+        self._mine.add(execution_id)
+        try:
+            record = await self.engine.execute(
+                plan, input, mode=mode, execution_id=execution_id, prior=prior
+            )
+        finally:
+            self._mine.discard(execution_id)
+        return record
+
+    async def run_file(
+        self,
+        path: Path,
+        input: JSON = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> ExecutionRecord:
+        """Compile a workflow file and run it as a stored execution."""
+        plan = files.compile_file(path, self.registry)
+        return await self.execute(plan, input, idempotency_key=idempotency_key)
+
+    async def run_workflow(
+        self,
+        workflow_id: str,
+        input: JSON = None,
+        *,
+        mode: str = "manual",
+        idempotency_key: str | None = None,
+    ) -> ExecutionRecord:
+        """Run a stored workflow at its latest version."""
+        stored = await workflows.get(self.db, workflow_id)
+        plan = self.compile(stored.workflow)
+        return await self.execute(
+            plan, input, mode=mode, workflow_version=stored.version, idempotency_key=idempotency_key
+        )
+
+    async def record(self, execution_id: str, *, full: bool = True) -> ExecutionRecord:
+        """An execution's record (ExecutionNotFound if absent)."""
+        return await executions.get_record(self.db, execution_id, full=full)
+
+    async def list_executions(self, **filters: Any) -> list[ExecutionSummary]:
+        """Executions newest first (filters: workflow_id, status, since, until, before, limit)."""
+        return await executions.page(self.db, **filters)
+
+    async def resume_interrupted(self) -> list[ExecutionRecord]:
+        """Finish every execution a crash or restart left unfinished, from its stored results.
+
+        Only executions whose lease ran out are taken, so executions that another live process
+        is running are left alone. Finished nodes are not re-run.
+        """
+        now = datetime.now(UTC)
+        pending = await executions.claimable(self.db, now=now)
+        claimed: list[StoredExecution] = [
+            item
+            for item in pending
+            if await executions.claim(
+                self.db, item.execution_id, owner=self.instance, until=self._lease_until(), now=now
+            )
+        ]
+        if not claimed:
+            return []
+        return list(await asyncio.gather(*(self._resume(item) for item in claimed)))
+
+    async def _resume(self, item: StoredExecution) -> ExecutionRecord:
+        plan = compile_workflow(load_workflow(item.document), self.registry, source=item.source)
+        prior = await executions.node_records(self.db, item.execution_id)
+        return await self._run(
+            plan, item.input, execution_id=item.execution_id, mode=item.mode, prior=prior
+        )
+
+    async def retry(self, execution_id: str) -> ExecutionRecord:
+        """Re-run a failed execution from its failed nodes, as a new execution.
+
+        Nodes that succeeded (or were routed) keep their results; the new execution's
+        `parent_id` points at the old one.
+
+        Raises:
+            Conflict: the execution has not failed.
+        """
+        stored = await executions.get_stored(self.db, execution_id)
+        if stored.status not in (ExecutionStatus.ERROR, ExecutionStatus.CANCELLED):
+            raise Conflict(
+                f"execution {execution_id} is {stored.status.value}: only failed or "
+                "cancelled executions can be retried"
+            )
+        records = await executions.node_records(self.db, execution_id)
+        prior = {k: r for k, r in records.items() if _keeps(r)}
+        plan = compile_workflow(load_workflow(stored.document), self.registry, source=stored.source)
+        return await self.execute(
+            plan,
+            stored.input,
+            mode="retry",
+            parent_id=execution_id,
+            workflow_version=stored.workflow_version,
+            prior=prior,
+        )
+
+    async def fork(
+        self, execution_id: str, node_id: str, *, latest: bool = False
+    ) -> ExecutionRecord:
+        """Re-run an execution from `node_id` on: that node and everything after it run again,
+        earlier results are reused. With `latest`, on the workflow's newest version.
+
+        Raises:
+            InvalidInput: the node does not exist in the workflow run.
+        """
+        stored = await executions.get_stored(self.db, execution_id)
+        version = stored.workflow_version
+        if latest and stored.workflow_id:
+            current = await workflows.get(self.db, stored.workflow_id)
+            workflow, version = current.workflow, current.version
+        else:
+            workflow = load_workflow(stored.document)
+        plan = compile_workflow(workflow, self.registry, source=stored.source)
+        if node_id not in plan.by_id:
+            raise InvalidInput(
+                f"node {node_id!r} is not in the workflow", details={"node": node_id}
+            )
+        rerun = _downstream(plan, node_id)
+        records = await executions.node_records(self.db, execution_id)
+        prior = {k: r for k, r in records.items() if k not in rerun and _keeps(r)}
+        return await self.execute(
+            plan,
+            stored.input,
+            mode="fork",
+            parent_id=execution_id,
+            workflow_version=version,
+            prior=prior,
+        )
+
+    # --- retention ----------------------------------------------------------------------------
+
+    def retention_policy(self) -> RetentionPolicy:
+        """The retention settings as a policy (0 means keep everything of that kind)."""
+        return RetentionPolicy(
+            max_age_days=self.settings.retention_days or None,
+            max_per_workflow=self.settings.retention_per_workflow or None,
+        )
+
+    async def prune(self, policy: RetentionPolicy | None = None) -> int:
+        """Prune history per the policy, then give SQLite's free pages back."""
+        deleted = await retention.prune(self.db, policy or self.retention_policy())
+        if deleted:
+            await retention.reclaim_space(self.db)
+        return deleted
+
+
+def _keeps(record: NodeRecord) -> bool:
+    """A stored result a retry or fork reuses instead of re-running."""
+    if record.status is NodeStatus.SUCCESS:
+        return True
+    return record.status is NodeStatus.ERROR and bool(record.ports)
+
+
+def _downstream(plan: Plan, node_id: str) -> set[str]:
+    """`node_id` and every node reachable from it."""
+    seen = {plan.by_id[node_id]}
+    stack = [plan.by_id[node_id]]
+    while stack:
+        for child in plan.nodes[stack.pop()].successors:
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return {plan.nodes[i].id for i in seen}
+
+
+def summaries_as_json(items: Iterable[ExecutionSummary]) -> list[dict[str, Any]]:
+    """Listings as JSON-ready dicts."""
+    return [item.model_dump(mode="json") for item in items]
+
+
+def _read_folder(folder: Path) -> list[tuple[Path, Workflow]]:
+    if not folder.is_dir():
+        raise InvalidInput(f"{folder} is not a folder")
+    paths = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+    return [(path, files.read_workflow(path)) for path in paths]
+
+
+def _write_folder(folder: Path, documents: list[tuple[str, dict[str, Any]]]) -> list[Path]:
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for workflow_id, document in documents:
+        path = folder / f"{workflow_id}.yaml"
+        path.write_text(
+            yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+        written.append(path)
+    return written

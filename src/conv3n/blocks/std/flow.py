@@ -98,7 +98,9 @@ class SwitchConfig(BaseModel):
 
     value: JSON = Field(None, description="What `equals` cases compare against.")
     cases: list[SwitchCase] = Field(description="Tested in order; the first match wins.")
-    default: str = Field("default", description="Port taken when no case matches.")
+    default: str = Field(
+        "default", pattern=r"^[A-Za-z0-9_-]+$", description="Port taken when no case matches."
+    )
 
 
 def _switch_ports(config: Mapping[str, Any]) -> tuple[str, ...]:
@@ -111,10 +113,23 @@ def _switch_ports(config: Mapping[str, Any]) -> tuple[str, ...]:
 async def switch(ctx: Context, config: SwitchConfig) -> Route:
     """Send the flow to the port of the first matching case, else to `default`."""
     for case in config.cases:
-        matched = bool(case.expression) if case.by_expression else case.equals == config.value
+        matched = bool(case.expression) if case.by_expression else _same(case.equals, config.value)
         if matched:
             return Route(case.port, {"port": case.port})
     return Route(config.default, {"port": config.default})
+
+
+def _same(left: JSON, right: JSON) -> bool:
+    """JSON equality: `true` is not `1` (as Python has it), `1` is `1.0`, order counts in lists."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, int | float) and isinstance(right, int | float):
+        return left == right
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(_same, left, right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(_same(v, right[k]) for k, v in left.items())
+    return type(left) is type(right) and bool(left == right)
 
 
 class MergeConfig(BaseModel):

@@ -1,12 +1,25 @@
 """std/http_request: one HTTP call through the engine's shared connection pool (httpx)."""
 
+import base64
 import email.utils
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import quote, urlencode
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from conv3n.blocks.std import timing
 from conv3n.model import JSON
 from conv3n.sdk import BlockError, Context, block
 
@@ -15,6 +28,28 @@ if TYPE_CHECKING:
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+ERROR_BODY_CHARS = 4096
+# Statuses worth another attempt besides 5xx: the server may answer differently later.
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+# Content types that are text even without a charset.
+TEXT_TYPES = ("text/", "json", "xml", "javascript", "x-www-form-urlencoded", "yaml", "csv")
+
+
+def _scalar_text(value: Any) -> Any:
+    """Numbers and booleans (what `{{ len(x) }}` renders to) as header text; others unchanged."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return value
+
+
+# RFC 9110 §5.1: field names are tokens; values may not hold CR, LF or NUL (header injection).
+# std/respond uses the same types for its response headers.
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")]
+HeaderValue = Annotated[
+    str, BeforeValidator(_scalar_text), StringConstraints(pattern=r"^[^\r\n\x00]*$")
+]
 
 
 class HttpRequestConfig(BaseModel):
@@ -23,13 +58,22 @@ class HttpRequestConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: Method = Field("GET", description="HTTP method.")
-    url: AnyHttpUrl = Field(description="Absolute http(s) URL; may hold expressions.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Request headers.")
-    query: dict[str, JSON] = Field(
-        default_factory=dict, description="Query parameters (lists repeat the key)."
+    url: AnyHttpUrl = Field(
+        description="Absolute http(s) URL; may hold expressions and its own query string."
     )
-    body: JSON = Field(None, description="Request body (see body_type).")
-    body_type: Literal["json", "form", "text"] = Field("json", description="How body is sent.")
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, description="Request headers (names are case-insensitive)."
+    )
+    query: dict[str, JSON] = Field(
+        default_factory=dict,
+        description="Query parameters added to the URL's own (lists repeat the key).",
+    )
+    body: JSON = Field(None, description="Request body (see body_type); ignored for GET and HEAD.")
+    body_type: Literal["json", "form", "text"] = Field(
+        "json",
+        description="json: the body as JSON; form: an object sent url-encoded (lists repeat "
+        "the key); text: a string sent as is (other values as JSON text).",
+    )
     credential: str | None = Field(
         None,
         description="Name of a stored secret sent as "
@@ -38,7 +82,7 @@ class HttpRequestConfig(BaseModel):
     )
     timeout_ms: int = Field(30_000, gt=0, le=600_000, description="Limit for one request.")
     fail_on_status: bool = Field(True, description="Fail the node on a status of 400 or more.")
-    idempotency_header: str | None = Field(
+    idempotency_header: HeaderName | None = Field(
         None, description="Send the node's idempotency key in this header (e.g. Idempotency-Key)."
     )
     max_response_bytes: int = Field(
@@ -48,13 +92,30 @@ class HttpRequestConfig(BaseModel):
         description="Larger responses fail the node.",
     )
 
+    @model_validator(mode="after")
+    def _form_is_an_object(self) -> "HttpRequestConfig":
+        if self.body_type == "form" and self.body is not None and not isinstance(self.body, dict):
+            # Located at `body` (a whole-config error would not name the place).
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("form_body", "a form body must be an object"),
+                        loc=("body",),
+                        input=self.body,
+                    )
+                ],
+            )
+        return self
+
 
 @block("http_request")
 async def http_request(ctx: Context, config: HttpRequestConfig) -> JSON:
     """Send one HTTP request and return `{status, headers, body}` (JSON bodies parsed)."""
     import httpx
 
-    headers = dict(config.headers)
+    # httpx.Headers: case-insensitive, so a user's `content-type` is not sent twice.
+    headers = httpx.Headers(config.headers, encoding="utf-8")
     if config.credential:
         token = await ctx.secret(config.credential)
         headers["Authorization"] = token if " " in token.strip() else f"Bearer {token}"
@@ -66,26 +127,16 @@ async def http_request(ctx: Context, config: HttpRequestConfig) -> JSON:
             kwargs["content"] = json.dumps(config.body, separators=(",", ":")).encode()
             headers.setdefault("Content-Type", "application/json")
         elif config.body_type == "form":
-            if not isinstance(config.body, dict):
-                raise BlockError("a form body must be an object of fields")
-            kwargs["data"] = {k: _text(v) for k, v in config.body.items()}
+            fields = config.body if isinstance(config.body, dict) else {}
+            kwargs["content"] = urlencode(_pairs(fields), quote_via=quote).encode()
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         else:
             kwargs["content"] = _text(config.body).encode()
             headers.setdefault("Content-Type", "text/plain; charset=utf-8")
-    params: list[tuple[str, str | int | float | bool | None]] = [
-        (k, _text(v))
-        for k, value in config.query.items()
-        for v in (value if isinstance(value, list) else [value])
-    ]
-    url = str(config.url)
+    url = _with_query(str(config.url), _pairs(config.query))
     try:
         async with ctx.http.stream(
-            config.method,
-            url,
-            headers=headers,
-            params=params,
-            timeout=config.timeout_ms / 1000,
-            **kwargs,
+            config.method, url, headers=headers, timeout=config.timeout_ms / 1000, **kwargs
         ) as reply:
             raw = await _read(reply, config.max_response_bytes)
     except httpx.TimeoutException as exc:
@@ -95,34 +146,68 @@ async def http_request(ctx: Context, config: HttpRequestConfig) -> JSON:
             details={"url": url, "kind": type(exc).__name__},
         ) from None
     except httpx.TransportError as exc:
+        # Our side could not form the request: sending it again cannot help.
+        local = isinstance(exc, httpx.LocalProtocolError | httpx.UnsupportedProtocol)
         raise BlockError(
             f"{config.method} {url} failed: {exc or type(exc).__name__}",
-            retryable=True,
+            retryable=not local,
+            details={"url": url, "kind": type(exc).__name__},
+        ) from None
+    except (httpx.RequestError, httpx.InvalidURL) as exc:
+        # Too many redirects, an undecodable Content-Encoding, a URL httpx refuses.
+        raise BlockError(
+            f"{config.method} {url} failed: {exc or type(exc).__name__}",
             details={"url": url, "kind": type(exc).__name__},
         ) from None
     status = reply.status_code
     body = _decode(reply, raw)
     if config.fail_on_status and status >= 400:
-        retryable = status in (408, 425, 429) or status >= 500
+        retry_after = None
+        if status in (429, 503):
+            retry_after = _retry_after_ms(reply.headers.get("retry-after", ""), timing.now(ctx))
         raise BlockError(
             f"{config.method} {url} answered {status}",
-            retryable=retryable,
-            retry_after_ms=_retry_after_ms(reply) if status in (429, 503) else None,
-            details={"status": status, "body": body if len(raw) <= 4096 else "(truncated)"},
+            retryable=status in RETRYABLE_STATUSES or status >= 500,
+            retry_after_ms=retry_after,
+            details={"status": status, "body": _excerpt(body)},
         )
     return {"status": status, "headers": dict(reply.headers), "body": body}
+
+
+def _pairs(fields: dict[str, JSON]) -> list[tuple[str, str]]:
+    """Query or form fields as pairs; a list value repeats its key."""
+    return [
+        (key, _text(item))
+        for key, value in fields.items()
+        for item in (value if isinstance(value, list) else [value])
+    ]
+
+
+def _with_query(url: str, pairs: list[tuple[str, str]]) -> str:
+    """`url` with `pairs` appended to its own query string (httpx's `params=` would replace it)."""
+    if not pairs:
+        return url
+    base, hash_, fragment = url.partition("#")
+    separator = "" if base.endswith(("?", "&")) else "&" if "?" in base else "?"
+    return f"{base}{separator}{urlencode(pairs, quote_via=quote)}{hash_}{fragment}"
 
 
 async def _read(reply: "httpx.Response", limit: int) -> bytes:
     declared = reply.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise BlockError(f"response of {int(declared):,} bytes is over the {limit:,} byte limit")
+        raise BlockError(
+            f"response of {int(declared):,} bytes is over the {limit:,} byte limit",
+            details={"max_response_bytes": limit, "content_length": int(declared)},
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in reply.aiter_bytes():
         size += len(chunk)
         if size > limit:
-            raise BlockError(f"response is over the {limit:,} byte limit")
+            raise BlockError(
+                f"response is over the {limit:,} byte limit",
+                details={"max_response_bytes": limit},
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -139,25 +224,41 @@ def _text(value: JSON) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _decode(reply: "httpx.Response", raw: bytes) -> JSON:
-    content_type = reply.headers.get("content-type", "").lower()
-    if "json" in content_type and raw.strip():
-        try:
-            return json.loads(raw)
-        except (ValueError, RecursionError):
-            pass
+    """JSON when the response says so and parses; text when it is text; else `{base64}`."""
     if not raw:
         return None
-    try:
-        return raw.decode(reply.encoding or "utf-8")
-    except (UnicodeDecodeError, LookupError):
-        import base64
+    content_type = reply.headers.get("content-type", "").lower()
+    if "json" in content_type:
+        try:
+            return json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            pass
+    textual = not content_type or reply.charset_encoding is not None
+    if textual or any(kind in content_type for kind in TEXT_TYPES):
+        try:
+            return raw.decode(reply.charset_encoding or "utf-8")
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return {"base64": base64.b64encode(raw).decode()}
 
-        return {"base64": base64.b64encode(raw).decode()}
+
+def _excerpt(body: JSON) -> JSON:
+    """The response body for an error's details, cut to a readable size."""
+    if isinstance(body, str):
+        return body if len(body) <= ERROR_BODY_CHARS else body[:ERROR_BODY_CHARS] + "..."
+    if len(json.dumps(body)) <= ERROR_BODY_CHARS:
+        return body
+    return "(truncated)"
 
 
-def _retry_after_ms(reply: "httpx.Response") -> float | None:
-    value = reply.headers.get("retry-after", "").strip()
+def _retry_after_ms(value: str, now: datetime) -> float | None:
+    """Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date, as ms from `now`."""
+    value = value.strip()
     if not value:
         return None
     if value.isdigit():
@@ -168,4 +269,4 @@ def _retry_after_ms(reply: "httpx.Response") -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds() * 1000)
+    return max(0.0, (when - now).total_seconds() * 1000)

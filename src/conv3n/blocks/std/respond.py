@@ -2,6 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from conv3n.blocks.std.http_request import HeaderName, HeaderValue
 from conv3n.model import JSON, WebhookResponse
 from conv3n.sdk import Context, block
 
@@ -12,7 +13,9 @@ class RespondConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     status: int = Field(200, ge=100, le=599, description="HTTP status code.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Response headers.")
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, description="Response headers (numbers are sent as text)."
+    )
     body: JSON = Field(None, description="Response body: JSON, or a string sent as text.")
 
 

@@ -7,7 +7,8 @@ their own. Synchronous and allocation-light: this is the engine's hottest path.
 import re
 from typing import Any
 
-from conv3n.expr import functions
+from conv3n.expr import kinds
+from conv3n.expr.budget import Budget
 from conv3n.expr.parse import Expression
 
 
@@ -61,27 +62,39 @@ _TYPE_WORDS = {
     "tuple": "list",
     "bool": "bool",
 }
+_MESSAGE_CHARS = 300
+_CONCATENATE = re.compile(r'can only concatenate (\w+) \(not "(\w+)"\) to \w+')
 
 
 def _friendly(message: str) -> str:
+    """Python's wording in user terms (types named as in JSON), cut short: a message may quote a
+    value, and values can be megabytes long."""
+    if len(message) > _MESSAGE_CHARS:
+        message = message[:_MESSAGE_CHARS] + "..."
+    message = _CONCATENATE.sub(r"unsupported operand type(s) for +: '\1' and '\2'", message)
     return _PY_TYPES.sub(lambda m: _TYPE_WORDS.get(m.group(1), m.group(1).split(".")[-1]), message)
 
 
-def evaluate(expression: Expression, scope: Scope) -> Any:
+def evaluate(expression: Expression, scope: Scope, budget: Budget | None = None) -> Any:
     """The value of `expression` in `scope`.
 
+    Args:
+        expression: a compiled expression.
+        scope: the names it can see.
+        budget: shared by the expressions of one config render; by default a fresh one.
+
     Raises:
-        functions.EvalError: with a message in user terms (types named as in JSON).
+        EvalError: with a message in user terms (types named as in JSON).
     """
     try:
         if expression.needs_budget:
-            return expression.function(scope, functions.Budget())
+            return expression.function(scope, Budget() if budget is None else budget)
         return expression.function(scope, None)
-    except functions.EvalError:
+    except kinds.EvalError:
         raise
-    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError, re.error) as exc:
-        raise functions.EvalError(_friendly(str(exc)) or type(exc).__name__) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        raise kinds.EvalError(_friendly(str(exc)) or type(exc).__name__) from None
     except RecursionError:
-        raise functions.EvalError("expression nests too deeply") from None
+        raise kinds.EvalError("expression nests too deeply") from None
     except MemoryError:
-        raise functions.EvalError("expression ran out of memory") from None
+        raise kinds.EvalError("expression ran out of memory") from None

@@ -1,9 +1,9 @@
 """The documented functions and methods of the expression language, and the checked operators.
 
-Compiled expressions call into this module only: `FUNCTIONS` by name, `call_method` for
-`x.method(...)`, `get_attr`/`get_item` for access (missing gives null), and the size-checked
-operators `add`, `mul`, `power`. docs/expressions.md lists every name here; a test keeps the two
-in step.
+Compiled expressions call into this module only (and into their `conv3n.expr.budget.Budget`):
+`call_function` for `name(...)`, `call_method` for `x.method(...)`, `get_attr`/`get_item` for
+access (missing gives null), and the size-checked operators `add`, `mul`, `power`, `modulo`.
+docs/expressions.md lists every name here; tests/unit/expr/test_docs.py keeps the two in step.
 """
 
 import base64
@@ -12,42 +12,20 @@ import hmac
 import json
 import math
 import re
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
-from conv3n.expr import limits
+from conv3n.expr import kinds, limits, patterns
 
 
-class EvalError(Exception):
-    """An expression did something the language refuses (caught and quoted by the evaluator)."""
+class Charger(Protocol):
+    """What the size-checked operators need from the evaluation's budget."""
 
-
-# --- names of types, as users know them from JSON --------------------------------------------
-
-_TYPE_NAMES = {
-    type(None): "null",
-    bool: "bool",
-    int: "number",
-    float: "number",
-    str: "string",
-    list: "list",
-    tuple: "list",
-    dict: "object",
-    datetime: "datetime",
-    date: "date",
-    timedelta: "duration",
-}
-
-
-def type_name(value: Any) -> str:
-    """The user-facing name of a value's type (`null`, `number`, `string`, `object`, ...)."""
-    return _TYPE_NAMES.get(type(value)) or (
-        "object" if isinstance(value, Mapping) else type(value).__name__
-    )
+    def charge(self, units: int) -> None:
+        """Count `units` against the size budget; raises kinds.EvalError once it runs out."""
 
 
 # --- access: a missing key or attribute gives null -------------------------------------------
@@ -62,7 +40,7 @@ def get_attr(obj: Any, name: str) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(name)
     if isinstance(obj, datetime | date | timedelta) and name in _TIME_FIELDS:
-        return getattr(obj, name)
+        return getattr(obj, name, None)
     return None
 
 
@@ -75,8 +53,10 @@ def get_item(obj: Any, key: Any) -> Any:
     """`obj[key]`: missing keys and out-of-range indexes give null; slices work on lists/strings."""
     kind = type(obj)
     if kind is dict or isinstance(obj, Mapping):
+        if isinstance(key, slice):
+            raise kinds.EvalError(f"cannot slice an {kinds.type_name(obj)}")
         if isinstance(key, list | dict):
-            raise EvalError(f"cannot use a {type_name(key)} as a key")
+            raise kinds.EvalError(f"cannot use a {kinds.type_name(key)} as a key")
         return obj.get(key)
     if kind is list or kind is str or kind is tuple:
         if type(key) is int or type(key) is slice:
@@ -84,73 +64,67 @@ def get_item(obj: Any, key: Any) -> Any:
                 return obj[key]
             except IndexError:
                 return None
-        if type(key) is bool:
-            raise EvalError("cannot index a list with a bool")
-        raise EvalError(f"cannot index a {type_name(obj)} with a {type_name(key)}")
+        names = kinds.type_name(obj), kinds.type_name(key)
+        raise kinds.EvalError("cannot index a {} with a {}".format(*names))
     if obj is None:
         return None
-    raise EvalError(f"cannot index a {type_name(obj)}")
+    raise kinds.EvalError(f"cannot index a {kinds.type_name(obj)}")
 
 
 def make_slice(lower: Any, upper: Any, step: Any) -> slice:
     """`x[a:b:c]`."""
+    for part in (lower, upper, step):
+        if part is not None and type(part) is not int:
+            kind = kinds.type_name(part)
+            raise kinds.EvalError(f"slice bounds must be whole numbers, not a {kind}")
     if step == 0:
-        raise EvalError("slice step cannot be zero")
+        raise kinds.EvalError("slice step cannot be zero")
     return slice(lower, upper, step)
+
+
+_LONG_STRING = f"string longer than {limits.MAX_STRING_CHARS:,} characters"
 
 
 # --- size-checked operators ---------------------------------------------------------------------
 
 
-def _weight(value: Any, budget: int) -> int:
-    """Items in a nested list/dict structure, counting stops once past `budget`."""
-    total = 0
-    stack = [value]
-    while stack and total <= budget:
-        item = stack.pop()
-        if type(item) is list or type(item) is tuple:
-            total += len(item)
-            stack.extend(x for x in item if type(x) is list or type(x) is dict)
-        elif type(item) is dict:
-            total += len(item)
-            stack.extend(x for x in item.values() if type(x) is list or type(x) is dict)
-    return total
-
-
-def _check_size(value: Any) -> Any:
-    if type(value) is str and len(value) > limits.MAX_STRING_CHARS:
-        raise EvalError(f"string longer than {limits.MAX_STRING_CHARS:,} characters")
-    if type(value) is list and len(value) > limits.MAX_ITEMS:
-        raise EvalError(f"list longer than {limits.MAX_ITEMS:,} items")
-    if type(value) is int and value.bit_length() > limits.MAX_INT_BITS:
-        raise EvalError(f"number larger than {limits.MAX_INT_BITS:,} bits")
-    return value
-
-
 def add(a: Any, b: Any) -> Any:
-    """`a + b` with the size bounds applied to strings and lists."""
-    result = a + b
-    if type(result) is str or type(result) is list:
-        return _check_size(result)
-    return result
+    """`a + b` with the per-value size limits applied to strings and lists."""
+    kind = type(a)
+    if kind is str and type(b) is str:
+        if len(a) + len(b) > limits.MAX_STRING_CHARS:
+            raise kinds.EvalError(_LONG_STRING)
+    elif (kind is list or kind is tuple) and type(b) is kind and len(a) + len(b) > limits.MAX_ITEMS:
+        raise kinds.EvalError(f"list longer than {limits.MAX_ITEMS:,} items")
+    try:
+        return a + b
+    except TypeError:
+        names = kinds.type_name(a), kinds.type_name(b)
+        raise kinds.EvalError(
+            "unsupported operand type(s) for +: {} and {}".format(*names)
+        ) from None
 
 
-def mul(a: Any, b: Any) -> Any:
-    """`a * b`: repetition and big-integer products are checked before they are built."""
+def mul(a: Any, b: Any, budget: Charger) -> Any:
+    """`a * b`: repetition and big-integer products are checked (and charged) before they are
+    built."""
     if type(a) is int and type(b) is int:
         if a.bit_length() + b.bit_length() > limits.MAX_INT_BITS:
-            raise EvalError(f"number larger than {limits.MAX_INT_BITS:,} bits")
+            raise kinds.EvalError(f"number larger than {limits.MAX_INT_BITS:,} bits")
         return a * b
     seq, count = (a, b) if isinstance(b, int) else (b, a)
     if isinstance(seq, str | list | tuple) and isinstance(count, int):
         if type(count) is bool:
-            raise EvalError(f"cannot repeat a {type_name(seq)} by a bool")
-        if count > 0:
+            raise kinds.EvalError(f"cannot repeat a {kinds.type_name(seq)} by a bool")
+        if count > 0 and seq:
             if isinstance(seq, str):
                 if len(seq) * count > limits.MAX_STRING_CHARS:
-                    raise EvalError(f"string longer than {limits.MAX_STRING_CHARS:,} characters")
-            elif (_weight(seq, limits.MAX_ITEMS) or 1) * count > limits.MAX_ITEMS:
-                raise EvalError(f"list longer than {limits.MAX_ITEMS:,} items")
+                    raise kinds.EvalError(_LONG_STRING)
+                budget.charge(len(seq) * count)
+            else:
+                if len(seq) * count > limits.MAX_ITEMS:
+                    raise kinds.EvalError(f"list longer than {limits.MAX_ITEMS:,} items")
+                budget.charge(kinds.measure(seq, limits.MAX_BUILT // count + 1) * count)
     return a * b
 
 
@@ -158,119 +132,62 @@ def power(a: Any, b: Any) -> Any:
     """`a ** b` refusing integers past the size bound."""
     big = type(a) is int and type(b) is int and b > 0 and abs(a) > 1
     if big and (a.bit_length() - 1) * b > limits.MAX_INT_BITS:
-        raise EvalError(f"number larger than {limits.MAX_INT_BITS:,} bits")
-    result = a**b
+        raise kinds.EvalError(f"number larger than {limits.MAX_INT_BITS:,} bits")
+    try:
+        result = a**b
+    except OverflowError:
+        raise kinds.EvalError("number too large") from None
     if type(result) is complex:
-        raise EvalError("the result is not a real number")
+        raise kinds.EvalError("the result is not a real number")
     return result
 
 
 def modulo(a: Any, b: Any) -> Any:
     """`a % b` for numbers only (printf-style string formatting is not part of the language)."""
     if isinstance(a, str):
-        raise EvalError("'%' is not defined for strings; build strings with + or str()")
+        raise kinds.EvalError("'%' is not defined for strings; build strings with + or str()")
     return a % b
-
-
-# --- comprehension budget -------------------------------------------------------------------------
-
-
-class Budget:
-    """Counts iteration steps and wall time of one evaluation; raises once either runs out."""
-
-    __slots__ = ("deadline", "steps")
-
-    def __init__(self) -> None:
-        self.steps = limits.MAX_STEPS
-        self.deadline = time.monotonic() + limits.MAX_SECONDS
-
-    def iterate(self, iterable: Any) -> Iterator[Any]:
-        """Iterate `iterable` (dicts give their keys), charging one step per item."""
-        if not isinstance(iterable, Iterable) or isinstance(iterable, bytes):
-            raise EvalError(f"cannot iterate over a {type_name(iterable)}")
-        monotonic = time.monotonic
-        for item in iterable:
-            self.steps -= 1
-            if self.steps < 0:
-                raise EvalError(f"more than {limits.MAX_STEPS:,} iteration steps")
-            if not self.steps & 63 and monotonic() > self.deadline:
-                raise EvalError(f"evaluation took longer than {limits.MAX_SECONDS} s")
-            yield item
 
 
 # --- functions ------------------------------------------------------------------------------------
 
 
-def to_json_text(value: Any) -> str:
-    """JSON text of a value (datetimes as ISO 8601), compact and key-ordered as given."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=repr)
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"a {type_name(value)} is not JSON")
-
-
-def to_text(value: Any) -> str:
-    """How a value reads inside text: null is empty, bools and containers are JSON."""
-    if type(value) is str:
-        return value
-    if value is None:
-        return ""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if type(value) is int or type(value) is float:
-        return repr(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return to_json_text(value)
-
-
 def _str(value: Any = "") -> str:
-    return to_text(value)
+    return kinds.to_text(value)
 
 
 def _int(value: Any, base: int = 10) -> int:
     if isinstance(value, str):
         return int(value.strip(), base)
     if value is None:
-        raise EvalError("int() of null")
+        raise kinds.EvalError("int() of null")
     return int(value)
 
 
 def _float(value: Any) -> float:
     if value is None:
-        raise EvalError("float() of null")
+        raise kinds.EvalError("float() of null")
     return float(value)
 
 
 def _range(*args: int) -> range:
     if any(type(a) is not int for a in args):
-        raise EvalError("range() takes whole numbers")
+        raise kinds.EvalError("range() takes whole numbers")
     result = range(*args)
     if len(result) > limits.MAX_ITEMS:
-        raise EvalError(f"range of more than {limits.MAX_ITEMS:,} items")
+        raise kinds.EvalError(f"range of more than {limits.MAX_ITEMS:,} items")
     return result
 
 
 def _sum(values: Iterable[Any], start: int | float = 0) -> Any:
     if type(start) not in (int, float):
-        raise EvalError("sum() adds numbers only")
+        raise kinds.EvalError("sum() adds numbers only")
     return sum(values, start)
 
 
 def _len(value: Any) -> int:
     if value is None:
-        raise EvalError("len() of null")
+        raise kinds.EvalError("len() of null")
     return len(value)
 
 
@@ -283,12 +200,14 @@ def _default(value: Any, fallback: Any) -> Any:
 
 
 def _json_parse(text: str) -> Any:
-    if not isinstance(text, str | bytes):
-        raise EvalError(f"json_parse() takes a string, not a {type_name(text)}")
+    if not isinstance(text, str):
+        raise kinds.EvalError(f"json_parse() takes a string, not a {kinds.type_name(text)}")
     return json.loads(text)
 
 
 def _parse_datetime(text: str) -> datetime:
+    if not isinstance(text, str):
+        raise kinds.EvalError(f"parse_datetime() takes a string, not a {kinds.type_name(text)}")
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -303,31 +222,31 @@ def _from_timestamp(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _b64encode(value: str | bytes) -> str:
-    raw = value.encode() if isinstance(value, str) else value
-    return base64.b64encode(raw).decode()
+def _b64encode(value: str) -> str:
+    return base64.b64encode(kinds.to_text(value).encode()).decode()
 
 
 def _b64decode(value: str) -> str:
     return base64.b64decode(value, validate=False).decode("utf-8", errors="replace")
 
 
-def _sha256(value: str) -> str:
-    return hashlib.sha256(str(value).encode()).hexdigest()
+def _sha256(value: Any) -> str:
+    return hashlib.sha256(kinds.to_text(value).encode()).hexdigest()
 
 
-def _md5(value: str) -> str:
-    return hashlib.md5(str(value).encode(), usedforsecurity=False).hexdigest()
+def _md5(value: Any) -> str:
+    return hashlib.md5(kinds.to_text(value).encode(), usedforsecurity=False).hexdigest()
 
 
-def _hmac_sha256(key: str, message: str) -> str:
-    return hmac.new(str(key).encode(), str(message).encode(), hashlib.sha256).hexdigest()
+def _hmac_sha256(key: Any, message: Any) -> str:
+    secret, text = kinds.to_text(key).encode(), kinds.to_text(message).encode()
+    return hmac.new(secret, text, hashlib.sha256).hexdigest()
 
 
 def _urlencode(value: Any) -> str:
     if isinstance(value, Mapping):
-        return urlencode({k: to_text(v) for k, v in value.items()})
-    return quote(to_text(value), safe="")
+        return urlencode({k: kinds.to_text(v) for k, v in value.items()})
+    return quote(kinds.to_text(value), safe="")
 
 
 def _keys(value: Mapping[str, Any]) -> list[str]:
@@ -342,33 +261,31 @@ def _items(value: Mapping[str, Any]) -> list[list[Any]]:
     return [[k, v] for k, v in value.items()]
 
 
-def _round(value: float, digits: int | None = None) -> float | int:
-    return round(value, digits) if digits is not None else round(value)
+def _round(value: float, ndigits: int | None = None) -> float | int:
+    if type(value) not in (int, float, bool):
+        raise kinds.EvalError(f"round() takes a number, not a {kinds.type_name(value)}")
+    return round(value, ndigits) if ndigits is not None else round(value)
 
 
 def _type(value: Any) -> str:
-    return type_name(value)
+    return kinds.type_name(value)
 
 
-def _regex(pattern: str) -> re.Pattern[str]:
-    if len(pattern) > 1000:
-        raise EvalError("regular expression longer than 1,000 characters")
-    return re.compile(pattern)
-
-
-def _match(text: str, pattern: str) -> bool:
-    return _regex(pattern).search(text[: limits.MAX_STRING_CHARS]) is not None
-
-
-def _findall(text: str, pattern: str) -> list[Any]:
-    return _regex(pattern).findall(text)
+def _zip(*lists: Iterable[Any]) -> list[list[Any]]:
+    sizes = [len(x) for x in lists if isinstance(x, Sized)]
+    if sizes and min(sizes) * len(lists) > 2 * limits.MAX_ITEMS:
+        raise kinds.EvalError(f"zip() would build more than {2 * limits.MAX_ITEMS:,} items")
+    return [list(p) for p in zip(*lists, strict=False)]
 
 
 def _unique(values: Iterable[Any]) -> list[Any]:
     seen: list[Any] = []
-    keys: set[str] = set()
+    keys: set[Any] = set()
     for value in values:
-        key = to_json_text(value)
+        kind = type(value)
+        # keyed by type too: 1, 1.0 and true stay three values, as they are in JSON
+        scalar = kind in kinds.SCALAR_TYPES or kind is str
+        key = (kind, value) if scalar else kinds.to_json_text(value)
         if key not in keys:
             keys.add(key)
             seen.append(value)
@@ -393,7 +310,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "set": lambda values=(): _unique(values),
     "range": _range,
     "enumerate": lambda values, start=0: [list(p) for p in enumerate(values, start)],
-    "zip": lambda *lists: [list(p) for p in zip(*lists, strict=False)],
+    "zip": _zip,
     "any": any,
     "all": all,
     "keys": _keys,
@@ -404,7 +321,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "coalesce": _coalesce,
     "default": _default,
     "json_parse": _json_parse,
-    "to_json": to_json_text,
+    "to_json": kinds.to_json_text,
     "parse_datetime": _parse_datetime,
     "from_timestamp": _from_timestamp,
     "timedelta": _timedelta,
@@ -415,8 +332,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "md5": _md5,
     "hmac_sha256": _hmac_sha256,
     "urlencode": _urlencode,
-    "match": _match,
-    "findall": _findall,
+    "match": patterns.match,
+    "findall": patterns.findall,
     "floor": math.floor,
     "ceil": math.ceil,
     "sqrt": math.sqrt,
@@ -432,14 +349,14 @@ HIGHER_ORDER = frozenset({"sorted", "min", "max"})
 
 def _pad_check(width: Any) -> None:
     if isinstance(width, int) and width > limits.MAX_STRING_CHARS:
-        raise EvalError(f"string longer than {limits.MAX_STRING_CHARS:,} characters")
+        raise kinds.EvalError(_LONG_STRING)
 
 
 def _join(sep: str, parts: Iterable[Any]) -> str:
-    items = [p if type(p) is str else to_text(p) for p in parts]
+    items = [p if type(p) is str else kinds.to_text(p) for p in parts]
     total = sum(map(len, items)) + len(sep) * max(len(items) - 1, 0)
     if total > limits.MAX_STRING_CHARS:
-        raise EvalError(f"string longer than {limits.MAX_STRING_CHARS:,} characters")
+        raise kinds.EvalError(_LONG_STRING)
     return sep.join(items)
 
 
@@ -447,7 +364,7 @@ def _replace(text: str, old: str, new: str, count: int = -1) -> str:
     if len(new) > len(old):
         hits = text.count(old) if count < 0 else min(count, text.count(old))
         if len(text) + hits * (len(new) - len(old)) > limits.MAX_STRING_CHARS:
-            raise EvalError(f"string longer than {limits.MAX_STRING_CHARS:,} characters")
+            raise kinds.EvalError(_LONG_STRING)
     return text.replace(old, new, count)
 
 
@@ -497,7 +414,32 @@ _STR_METHODS: dict[str, Callable[..., Any]] = {
         "swapcase",
     )
 }
+
+
+def _split(name: str) -> Callable[..., list[str]]:
+    def split(text: str, sep: str | None = None, maxsplit: int = -1) -> list[str]:
+        # at most MAX_ITEMS + 1 parts are ever built: one more than allowed means refused
+        bound = limits.MAX_ITEMS if maxsplit < 0 else min(maxsplit, limits.MAX_ITEMS)
+        parts: list[str] = getattr(text, name)(sep, bound)
+        kinds.check_length(parts)
+        return parts
+
+    return split
+
+
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _splitlines(text: str, keepends: bool = False) -> list[str]:
+    if len(text) > limits.MAX_ITEMS and sum(map(text.count, _LINE_BREAKS)) >= limits.MAX_ITEMS:
+        raise kinds.EvalError(f"list longer than {limits.MAX_ITEMS:,} items")
+    return text.splitlines(keepends)
+
+
 _STR_METHODS |= {
+    "split": _split("split"),
+    "rsplit": _split("rsplit"),
+    "splitlines": _splitlines,
     "join": _join,
     "replace": _replace,
     "zfill": _zfill,
@@ -520,22 +462,19 @@ _LIST_METHODS: dict[str, Callable[..., Any]] = {
     "count": lambda seq, value: seq.count(value),
 }
 
-_DATETIME_METHODS: dict[str, Callable[..., Any]] = {
+_DATE_METHODS: dict[str, Callable[..., Any]] = {
     "isoformat": lambda d, *args: d.isoformat(*args),
     "strftime": lambda d, fmt: d.strftime(fmt[:200]),
-    "timestamp": lambda d: d.timestamp(),
     "weekday": lambda d: d.weekday(),
-    "date": lambda d: d.date(),
-    "total_seconds": lambda d: d.total_seconds(),
 }
 
 METHODS: dict[str, dict[str, Callable[..., Any]]] = {
     "string": _STR_METHODS,
     "object": _DICT_METHODS,
     "list": _LIST_METHODS,
-    "datetime": _DATETIME_METHODS,
-    "date": {k: _DATETIME_METHODS[k] for k in ("isoformat", "strftime", "weekday")},
-    "duration": {"total_seconds": _DATETIME_METHODS["total_seconds"]},
+    "datetime": _DATE_METHODS | {"timestamp": lambda d: d.timestamp(), "date": lambda d: d.date()},
+    "date": _DATE_METHODS,
+    "duration": {"total_seconds": lambda d: d.total_seconds()},
 }
 """Every method an expression may call, by the user-facing type of the receiver."""
 
@@ -544,10 +483,39 @@ METHOD_NAMES = frozenset(name for table in METHODS.values() for name in table)
 
 def call_method(obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
     """`obj.name(...)` for the methods in `METHODS`; anything else is refused."""
-    kind = type_name(obj)
+    kind = kinds.type_name(obj)
     method = METHODS.get(kind, {}).get(name)
     if method is None:
         if obj is None:
-            raise EvalError(f"cannot call .{name}() on null")
-        raise EvalError(f"a {kind} has no method .{name}()")
-    return method(obj, *args, **kwargs)
+            raise kinds.EvalError(f"cannot call .{name}() on null")
+        raise kinds.EvalError(f"a {kind} has no method .{name}()")
+    try:
+        return method(obj, *args, **kwargs)
+    except TypeError as exc:
+        raise _wrong_arguments(exc, f".{name}()", method=True) from None
+
+
+def call_function(name: str, *args: Any, **kwargs: Any) -> Any:
+    """`name(...)` for the functions in `FUNCTIONS` (the parser only lets their names through)."""
+    try:
+        return FUNCTIONS[name](*args, **kwargs)
+    except TypeError as exc:
+        raise _wrong_arguments(exc, f"{name}()") from None
+
+
+_ARITY = re.compile(
+    r"\(\) (takes|missing|got)|expected (at most |at least )?\d+ argument|keyword argument"
+)
+_CALLEE = re.compile(r"^[\w.<>]+(\(\))? ")
+
+
+def _wrong_arguments(exc: TypeError, call: str, *, method: bool = False) -> Exception:
+    """A TypeError about the arguments of a call, named after the call the user wrote (not the
+    Python function behind it); other TypeErrors are returned as they are."""
+    message = str(exc)
+    if not _ARITY.search(message):
+        return exc
+    detail = _CALLEE.sub("", message)
+    if method and "takes" in detail:  # the receiver is counted as an argument: leave counts out
+        return kinds.EvalError(f"wrong number of arguments for {call}")
+    return kinds.EvalError(f"wrong arguments for {call}: {detail}")

@@ -1,12 +1,14 @@
-"""Parse `{{ ... }}` templates and turn each expression into checked, compiled Python.
+"""Turn one expression into checked, compiled Python.
 
 An expression is Python expression syntax plus `$names`. It is parsed once, checked against an
-allow-list of syntax, rewritten so that access, risky operators and iteration go through
-`conv3n.expr.functions`, and compiled into a function of one scope object. Pure: no I/O.
+allow-list of syntax, rewritten so that access, calls and risky operators go through
+`conv3n.expr.functions` and iteration, calls and building through the evaluation's budget
+(`conv3n.expr.budget`), and compiled into a function of (scope, budget). Pure: no I/O.
 """
 
 import ast
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,12 +42,13 @@ _ALLOWED_BINOPS = (
     ast.BitOr,
     ast.BitXor,
 )
-_CHECKED_BINOPS: dict[type[ast.operator], str] = {
-    ast.Add: "add",
-    ast.Mult: "mul",
-    ast.Pow: "power",
-    ast.Mod: "modulo",
+_CHECKED_BINOPS: dict[type[ast.operator], str] = {ast.Pow: "power", ast.Mod: "modulo"}
+_OPERATOR_SIGNS: dict[type[ast.operator], str] = {
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.MatMult: "@",
 }
+_CONSTANT_TYPES = (str, int, float, bool, type(None))
 _DOLLAR_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -67,7 +70,7 @@ class Expression:
         function: `function(scope, budget)` evaluates it.
         dollars: the `$names` it uses.
         node_refs: the ids named as `$node.ID` or `$node["ID"]`.
-        needs_budget: whether it iterates (and so needs a step budget).
+        needs_budget: whether it iterates, calls or builds (and so needs a budget).
     """
 
     source: str
@@ -108,20 +111,62 @@ def _replace_dollars(source: str) -> str:
             if name not in DOLLAR_NAMES:
                 known = ", ".join(f"${d}" for d in sorted(DOLLAR_NAMES))
                 raise ParseError(f"unknown name ${name} (known: {known})", source)
-            out.append(f"{_SCOPE}.{name}")
+            out.append(f" {_SCOPE}.{name}")  # the space keeps `a$input` from reading `a_s`
             i = match.end()
+        elif ch == "_" or ch.isalnum():
+            # whole words, so that the internal names (_s, _f, _b) cannot be written by hand
+            end = i + 1
+            while end < n and (source[end] == "_" or source[end].isalnum()):
+                end += 1
+            word = source[i:end]
+            if unicodedata.normalize("NFKC", word).startswith("_"):
+                raise ParseError(f"names starting with '_' are not allowed: {word}", source)
+            out.append(word)
+            i += len(word)
         else:
             out.append(ch)
             i += 1
     return "".join(out)
 
 
-def _call(name: str, *args: ast.expr) -> ast.Call:
+def _call(name: str, *args: ast.expr, on: str = "_f") -> ast.Call:
     return ast.Call(
-        func=ast.Attribute(value=ast.Name("_f", ast.Load()), attr=name, ctx=ast.Load()),
+        func=ast.Attribute(value=ast.Name(on, ast.Load()), attr=name, ctx=ast.Load()),
         args=list(args),
         keywords=[],
     )
+
+
+def _is_number(node: ast.expr) -> bool:
+    """A number literal, such as `1`, `2.5` or `-3`."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        node = node.operand
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float, bool)
+
+
+def _is_constant(node: ast.expr) -> bool:
+    """A literal made of constants only (its size is bounded by the source text)."""
+    if isinstance(node, ast.List | ast.Tuple):
+        return all(_is_constant(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and _is_constant(k) for k in node.keys) and all(
+            _is_constant(v) for v in node.values
+        )
+    return _is_number(node) or isinstance(node, ast.Constant)
+
+
+def _kept_literal(node: ast.expr) -> ast.expr:
+    """`_b.keep([...])` -> `[...]`, for a literal about to be kept as part of a larger value."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "keep"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == _BUDGET
+        and isinstance(node.args[0], ast.List | ast.Tuple | ast.Dict)
+    ):
+        return node.args[0]
+    return node
 
 
 class _Rewriter(ast.NodeTransformer):
@@ -136,6 +181,11 @@ class _Rewriter(ast.NodeTransformer):
 
     def fail(self, message: str) -> ParseError:
         return ParseError(message, self.source)
+
+    def budget(self, method: str, *args: ast.expr) -> ast.Call:
+        """`_b.method(*args)`: the expression now needs a budget."""
+        self.needs_budget = True
+        return _call(method, *args, on=_BUDGET)
 
     # names
 
@@ -173,7 +223,10 @@ class _Rewriter(ast.NodeTransformer):
             self._note_node_ref(node.value, node.slice.value)
         value = self.visit(node.value)
         key = self.visit(node.slice)
-        return ast.copy_location(_call("get_item", value, key), node)
+        access = _call("get_item", value, key)
+        if isinstance(node.slice, ast.Slice):
+            access = self.budget("made", access)  # a slice copies
+        return ast.copy_location(access, node)
 
     def visit_Slice(self, node: ast.Slice) -> ast.AST:
         parts = [
@@ -195,11 +248,20 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         if not isinstance(node.op, _ALLOWED_BINOPS):
-            raise self.fail(f"operator {type(node.op).__name__} is not supported")
+            raise self.fail(f"operator {_OPERATOR_SIGNS.get(type(node.op), '?')} is not supported")
         left, right = self.visit(node.left), self.visit(node.right)
-        checked = _CHECKED_BINOPS.get(type(node.op))
-        if checked:
-            return ast.copy_location(_call(checked, left, right), node)
+        op = type(node.op)
+        if op is ast.Add and not (_is_number(left) or _is_number(right)):
+            # strings and lists may grow: size-checked, and charged to the budget
+            return ast.copy_location(self.budget("keep", _call("add", left, right)), node)
+        if op is ast.Mult and not any(
+            isinstance(n, ast.Constant) and type(n.value) is float for n in (left, right)
+        ):
+            self.needs_budget = True
+            budget = ast.Name(_BUDGET, ast.Load())
+            return ast.copy_location(_call("mul", left, right, budget), node)
+        if op is ast.Pow or op is ast.Mod:
+            return ast.copy_location(_call(_CHECKED_BINOPS[op], left, right), node)
         node.left, node.right = left, right
         return node
 
@@ -223,13 +285,14 @@ class _Rewriter(ast.NodeTransformer):
                 raise self.fail(f"unknown function {name}()")
             args = [self.visit(a) for a in node.args]
             keywords = [self._keyword(kw, name) for kw in node.keywords]
-            target = ast.Subscript(
-                value=ast.Attribute(ast.Name("_f", ast.Load()), "FUNCTIONS", ast.Load()),
-                slice=ast.Constant(name),
-                ctx=ast.Load(),
-            )
-            return ast.copy_location(ast.Call(target, args, keywords), node)
+            call = _call("call_function", ast.Constant(name), *args)
+            call.keywords = keywords
+            return ast.copy_location(self.budget("made", call), node)
         if isinstance(func, ast.Attribute):
+            if isinstance(func.value, ast.Name) and func.value.id == _SCOPE:
+                raise self.fail(f"${func.attr} is not a function")
+            if func.attr.startswith("_"):
+                raise self.fail(f"attributes starting with '_' are not allowed: .{func.attr}")
             if func.attr not in functions.METHOD_NAMES:
                 raise self.fail(f"unknown method .{func.attr}()")
             receiver = self.visit(func.value)
@@ -237,7 +300,7 @@ class _Rewriter(ast.NodeTransformer):
             keywords = [self._keyword(kw, func.attr) for kw in node.keywords]
             call = _call("call_method", *args)
             call.keywords = keywords
-            return ast.copy_location(call, node)
+            return ast.copy_location(self.budget("made", call), node)
         raise self.fail("only functions and methods by name can be called")
 
     def _keyword(self, kw: ast.keyword, function: str) -> ast.keyword:
@@ -255,7 +318,7 @@ class _Rewriter(ast.NodeTransformer):
             raise self.fail("a lambda takes plain parameters only")
         names = {self._binding_name(a.arg) for a in args.args}
         self.bound.append(names)
-        node.body = self.visit(node.body)
+        node.body = self.budget("key", _kept_literal(self.visit(node.body)))
         self.bound.pop()
         return node
 
@@ -276,22 +339,22 @@ class _Rewriter(ast.NodeTransformer):
         node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp,
         elements: list[str],
     ) -> ast.AST:
-        self.needs_budget = True
         names: set[str] = set()
         for gen in node.generators:
             if gen.is_async:
                 raise self.fail("async comprehensions are not supported")
             # each iterable sees the names bound by the generators before it
             self.bound.append(set(names))
-            gen.iter = _budgeted(self.visit(gen.iter))
+            gen.iter = self.budget("iterate", self.visit(gen.iter))
             self.bound.pop()
             names |= self._targets(gen.target)
             self.bound.append(names)
             gen.ifs = [self.visit(cond) for cond in gen.ifs]
             self.bound.pop()
         self.bound.append(names)
-        for attr in elements:
-            setattr(node, attr, self.visit(getattr(node, attr)))
+        for attr in elements:  # each element is kept in the result (or passed on to a function)
+            element = _kept_literal(self.visit(getattr(node, attr)))
+            setattr(node, attr, self.budget("keep", element))
         self.bound.pop()
         return node
 
@@ -316,6 +379,39 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_SetComp(self, node: ast.SetComp) -> ast.AST:
         raise self.fail("set comprehensions are not supported; use unique([...])")
+
+    # literals and comparisons
+
+    def _literal(self, node: ast.List | ast.Tuple | ast.Dict) -> ast.AST:
+        """A list/object literal holding values is kept at its full size: it may repeat a large
+        value many times (`[$input.big, $input.big, ...]`)."""
+        self.generic_visit(node)
+        if isinstance(node, ast.Dict):
+            node.values = [_kept_literal(v) for v in node.values]
+        else:
+            node.elts = [_kept_literal(e) for e in node.elts]
+        return node if _is_constant(node) else self.budget("keep", node)
+
+    def visit_List(self, node: ast.List) -> ast.AST:
+        return self._literal(node)
+
+    def visit_Tuple(self, node: ast.Tuple) -> ast.AST:
+        return self._literal(node)
+
+    def visit_Dict(self, node: ast.Dict) -> ast.AST:
+        return self._literal(node)
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        if any(isinstance(op, ast.Is | ast.IsNot) for op in node.ops):
+            for side in (node.left, *node.comparators):
+                if isinstance(side, ast.Constant) and not any(
+                    side.value is singleton for singleton in (None, True, False)
+                ):
+                    raise self.fail("'is' compares with null, true or false only; use ==")
+        self.generic_visit(node)
+        if any(isinstance(op, ast.In | ast.NotIn) for op in node.ops):
+            return self.budget("made", node)  # a search through a long list: read the clock after
+        return node
 
     # everything else
 
@@ -352,17 +448,9 @@ class _Rewriter(ast.NodeTransformer):
             raise self.fail(f"{_describe(node)} is not supported in expressions")
         if isinstance(node, ast.Dict) and any(k is None for k in node.keys):
             raise self.fail("** unpacking is not supported")
-        if isinstance(node, ast.Constant) and isinstance(node.value, bytes):
-            raise self.fail("bytes literals are not supported")
+        if isinstance(node, ast.Constant) and type(node.value) not in _CONSTANT_TYPES:
+            raise self.fail(f"{type(node.value).__name__} literals are not supported")
         return super().generic_visit(node)
-
-
-def _budgeted(iterable: ast.expr) -> ast.expr:
-    return ast.Call(
-        func=ast.Attribute(ast.Name(_BUDGET, ast.Load()), "iterate", ast.Load()),
-        args=[iterable],
-        keywords=[],
-    )
 
 
 def _describe(node: ast.AST) -> str:
@@ -379,7 +467,8 @@ def _describe(node: ast.AST) -> str:
 
 
 _CACHE: dict[str, Expression] = {}
-_CACHE_LIMIT = 50_000
+_CACHE_LIMIT = 10_000
+_CACHE_MAX_CHARS = 2_000  # longer texts are compiled once per config anyway
 
 
 def compile_expression(source: str) -> Expression:
@@ -435,94 +524,8 @@ def compile_expression(source: str) -> Expression:
         node_refs=frozenset(rewriter.node_refs),
         needs_budget=rewriter.needs_budget,
     )
-    if len(_CACHE) >= _CACHE_LIMIT:
-        _CACHE.clear()
-    _CACHE[source] = expression
+    if len(source) <= _CACHE_MAX_CHARS:
+        if len(_CACHE) >= _CACHE_LIMIT:
+            _CACHE.clear()
+        _CACHE[source] = expression
     return expression
-
-
-# --- templates ---
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    """A string split into literal text and expressions.
-
-    `whole` is set when the string is exactly one expression (surrounding whitespace allowed):
-    it then yields the expression's native value.
-    """
-
-    parts: tuple[str | Expression, ...]
-    whole: Expression | None
-
-    @property
-    def expressions(self) -> tuple[Expression, ...]:
-        """The expressions in order."""
-        return tuple(p for p in self.parts if isinstance(p, Expression))
-
-
-def has_expression(text: str) -> bool:
-    """Cheap pre-check: might this string hold `{{` at all (escaped or not)?"""
-    return "{{" in text
-
-
-def split_template(text: str) -> Template:
-    """Split a string into literal text and compiled expressions; `\\{{` is a literal `{{`.
-
-    Raises:
-        ParseError: an expression is invalid or a `{{` is never closed.
-    """
-    parts: list[str | Expression] = []
-    literal: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        start = text.find("{{", i)
-        if start < 0:
-            literal.append(text[i:])
-            break
-        if start > 0 and text[start - 1] == "\\":
-            literal.append(text[i : start - 1] + "{{")
-            i = start + 2
-            continue
-        literal.append(text[i:start])
-        end = _find_close(text, start + 2)
-        if end < 0:
-            raise ParseError("'{{' is never closed by '}}'", text[start : start + 80])
-        if literal:
-            parts.append("".join(literal))
-            literal = []
-        parts.append(compile_expression(text[start + 2 : end]))
-        i = end + 2
-    if literal:
-        parts.append("".join(literal))
-    cleaned = tuple(p for p in parts if p != "")
-    exprs = [p for p in cleaned if isinstance(p, Expression)]
-    whole = None
-    if len(exprs) == 1 and all(isinstance(p, Expression) or not p.strip() for p in cleaned):
-        whole = exprs[0]
-    return Template(parts=cleaned, whole=whole)
-
-
-def _find_close(text: str, i: int) -> int:
-    """Index of the `}}` closing an expression starting at i, skipping strings and nested braces."""
-    depth = 0
-    quote: str | None = None
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == quote:
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            if depth == 0:
-                return i if text.startswith("}}", i) else -1
-            depth -= 1
-        i += 1
-    return -1

@@ -3,7 +3,7 @@
 Pure. `plan.compile_workflow` calls them in order and raises once with everything found.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -17,6 +17,7 @@ from conv3n.sdk import ERROR_PORT, BlockRegistry, BlockSpec
 
 Path = tuple[str | int, ...]
 LOOP_NAMES = frozenset({"item", "index"})
+MAX_CYCLE_SHOWN = 12
 
 
 def resolve_types(
@@ -84,6 +85,8 @@ def connections(
         offered = ports[conn.source]
         if source_index in specs and conn.port not in offered:
             hint = ", ".join(offered) or "none"
+            if conn.port == ERROR_PORT:
+                hint += "; the error port needs `on_error: route` on the node"
             problems.append(
                 Problem(
                     (*where, "port"),
@@ -112,13 +115,18 @@ def acyclic(
         return
     ids = [workflow.nodes[i].id for i in cycle]
     closing = (ids[-2], ids[-1])
+    shown = ids if len(ids) <= MAX_CYCLE_SHOWN else [*ids[:5], "...", *ids[-5:]]
+    size = f" ({len(ids) - 1} nodes)" if len(ids) > MAX_CYCLE_SHOWN else ""
     where: Path = (*prefix, "connections")
     for index, conn in enumerate(workflow.connections):
         if (conn.source, conn.to) == closing:
             where = (*prefix, "connections", index)
             break
     problems.append(
-        Problem(where, f"connections form a cycle: {' -> '.join(ids)} (repeat work with std/loop)")
+        Problem(
+            where,
+            f"connections form a cycle{size}: {' -> '.join(shown)} (repeat work with std/loop)",
+        )
     )
 
 
@@ -127,37 +135,73 @@ def config(
     spec: BlockSpec,
     problems: list[Problem],
     where: Path,
-    visible_ids: set[str] | frozenset[str],
+    visible_ids: frozenset[str],
     in_loop: bool,
 ) -> expr.Compiled | None:
-    """Compile a node's config, checking expressions and every expression-free field."""
+    """Compile a node's config, checking expressions and every expression-free field.
+
+    A template that does not parse does not hide the config's other problems: the other
+    expressions are still checked for references, and the fields without `{{` against the
+    block's schema.
+    """
     base = (*where, "config")
+    compiled: expr.Compiled | None = None
     try:
         compiled = expr.compile_config(node.config, skip=spec.raw_fields)
+        expressions = list(compiled.expressions)
+        dynamic = [path for path, _ in expressions]
+        value: Any = compiled.value
     except expr.ConfigParseErrors as exc:
         for path, error in exc.errors:
             problems.append(
                 Problem((*base, *path), f"{error.message} in {{{{ {error.expression} }}}}")
             )
-        return None
-    ok = True
-    for path, expression in compiled.expressions:
-        for ref in sorted(expression.node_refs - set(visible_ids)):
+        expressions = list(_parsable_expressions(node.config, spec.raw_fields))
+        dynamic = [
+            path
+            for key, child in node.config.items()
+            if key not in spec.raw_fields
+            for path, text in expr.iter_strings(child, (key,))
+            if "{{" in text
+        ]
+        value = node.config
+    ok = compiled is not None
+    for path, expression in expressions:
+        for ref in sorted(expression.node_refs - visible_ids):
             problems.append(Problem((*base, *path), f"$node.{ref} names no node of this workflow"))
             ok = False
         if not in_loop and expression.dollars & LOOP_NAMES:
-            names = " and ".join(f"${n}" for n in sorted(expression.dollars & LOOP_NAMES))
-            problems.append(Problem((*base, *path), f"{names} exist only inside a std/loop body"))
+            used = sorted(expression.dollars & LOOP_NAMES)
+            names = " and ".join(f"${n}" for n in used)
+            verb = "exists" if len(used) == 1 else "exist"
+            problems.append(Problem((*base, *path), f"{names} {verb} only inside a std/loop body"))
             ok = False
-    dynamic = [path for path, _ in compiled.expressions]
     try:
-        spec.config_model.model_validate(compiled.value)
+        spec.config_model.model_validate(value)
     except ValidationError as exc:
         for problem in pydantic_problems(exc, base):
             if not _under_expression(problem.path[len(base) :], dynamic):
                 problems.append(problem)
                 ok = False
     return compiled if ok else None
+
+
+def _parsable_expressions(
+    config: dict[str, Any], skip: frozenset[str]
+) -> Iterator[tuple[Path, expr.Expression]]:
+    """The expressions of every template that parses (when some other template does not)."""
+    for key, child in config.items():
+        if key in skip:
+            continue
+        for path, text in expr.iter_strings(child, (key,)):
+            if "{{" not in text:
+                continue
+            try:
+                template = expr.split_template(text)
+            except expr.ParseError:
+                continue
+            for expression in template.expressions:
+                yield path, expression
 
 
 def _under_expression(loc: Sequence[str | int], dynamic: list[Path]) -> bool:

@@ -118,7 +118,7 @@ class Workflow(BaseModel):
 
     def to_document(self) -> dict[str, JSON]:
         """The JSON/YAML document form, without defaults the author did not write."""
-        doc: dict[str, JSON] = self.model_dump(mode="json", exclude_defaults=True, by_alias=True)
+        doc: dict[str, JSON] = self.model_dump(mode="json", exclude_unset=True, by_alias=True)
         doc["version"] = self.version
         doc["connections"] = [c.to_json() for c in self.connections]
         return doc

@@ -3,33 +3,58 @@
 import asyncio
 from pathlib import Path
 
-from conv3n.compiler import Plan, compile_workflow, parse_workflow
+from conv3n.compiler import (
+    MAX_DOCUMENT_BYTES,
+    Plan,
+    compile_document,
+    parse_text,
+    parse_workflow,
+)
 from conv3n.errors import InvalidInput, WorkflowInvalid, WorkflowNotFound
 from conv3n.model import Problem, Workflow
 from conv3n.sdk import BlockRegistry
 
 
-def read_workflow(path: Path) -> Workflow:
-    """Read and structurally validate a workflow file.
+def read_text(path: Path) -> str:
+    """A workflow file's text.
 
     Raises:
-        WorkflowNotFound: the file does not exist or cannot be read.
-        WorkflowInvalid: its text or structure is invalid.
+        WorkflowNotFound: the file does not exist.
+        InvalidInput: it is a folder, too large, or cannot be read as UTF-8.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            raise InvalidInput(f"{path} is larger than {MAX_DOCUMENT_BYTES:,} bytes")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise WorkflowNotFound(f"no workflow file at {path}", details={"path": str(path)}) from None
     except IsADirectoryError:
         raise InvalidInput(f"{path} is a folder, not a workflow file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read {path}: {exc}") from None
-    return parse_workflow(text, name=path.name)
+
+
+def read_workflow(path: Path) -> Workflow:
+    """Read and structurally validate a workflow file.
+
+    Raises:
+        WorkflowNotFound: the file does not exist.
+        InvalidInput: it cannot be read.
+        WorkflowInvalid: its text or structure is invalid.
+    """
+    return parse_workflow(read_text(path), name=path.name)
 
 
 def compile_file(path: Path, registry: BlockRegistry) -> Plan:
-    """Read, validate and compile a workflow file."""
-    return compile_workflow(read_workflow(path), registry, source=str(path.resolve()))
+    """Read, validate and compile a workflow file, reporting every problem at once.
+
+    Raises:
+        WorkflowNotFound: the file does not exist.
+        InvalidInput: it cannot be read.
+        WorkflowInvalid: every problem of the document, each with its place.
+    """
+    data = parse_text(read_text(path), name=path.name)
+    return compile_document(data, registry, source=str(path.resolve()))
 
 
 class FileWorkflows:
@@ -50,6 +75,10 @@ class FileWorkflows:
             plan = await asyncio.to_thread(compile_file, path, self._registry)
         except WorkflowInvalid as exc:
             problems = [Problem((), f"{ref}: {p}") for p in exc.problems]
-            raise WorkflowInvalid(problems, f"sub-workflow {ref} is invalid") from None
+            shown = "; ".join(str(p) for p in exc.problems[:3])
+            more = f" (and {len(exc.problems) - 3} more)" if len(exc.problems) > 3 else ""
+            raise WorkflowInvalid(
+                problems, f"sub-workflow {ref} is invalid: {shown}{more}"
+            ) from None
         self._cache[path] = plan
         return plan

@@ -5,9 +5,10 @@ The composition root: the only code that knows every part and wires them togethe
 
 from pathlib import Path
 
-from conv3n.compiler import Plan, compile_workflow
+from conv3n import compiler
+from conv3n.compiler import Plan
 from conv3n.engine import Engine, EngineOptions, Journal
-from conv3n.errors import WorkflowInvalid
+from conv3n.errors import InvalidInput, NotFound, WorkflowInvalid
 from conv3n.model import JSON, ExecutionRecord, Problem
 from conv3n.runtime import files
 from conv3n.runtime.settings import Settings
@@ -31,6 +32,8 @@ def validate_files(paths: list[Path], registry: BlockRegistry) -> dict[Path, lis
             results[path] = []
         except WorkflowInvalid as exc:
             results[path] = exc.problems
+        except (InvalidInput, NotFound) as exc:
+            results[path] = [Problem((), exc.message)]
     return results
 
 
@@ -63,7 +66,9 @@ async def run_plan(
 
 
 def compile_document(document: JSON, registry: BlockRegistry) -> Plan:
-    """Validate and compile a workflow given as data (API bodies, tests)."""
-    from conv3n.compiler import load_workflow
+    """Validate and compile a workflow given as data (API bodies, tests).
 
-    return compile_workflow(load_workflow(document), registry)
+    Raises:
+        WorkflowInvalid: every problem of the document, each with its place.
+    """
+    return compiler.compile_document(document, registry)

@@ -7,6 +7,7 @@
     assert result.data == 2
 """
 
+import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,13 @@ def _registry(blocks: tuple[BlockSpec, ...]) -> BlockRegistry:
     return registry
 
 
+def _read(path: Path) -> tuple[str, str]:
+    return str(path.resolve()), path.read_text(encoding="utf-8")
+
+
 async def run_workflow(
     document: Mapping[str, Any] | str | Path,
-    input: JSON = None,  # noqa: A002 - the SPEC's name
+    input: JSON = None,
     *,
     blocks: tuple[BlockSpec, ...] = (),
     registry: BlockRegistry | None = None,
@@ -44,8 +49,8 @@ async def run_workflow(
     registry = registry or _registry(blocks)
     source: str | None = None
     if isinstance(document, Path):
-        source = str(document.resolve())
-        data: Any = parse_text(document.read_text(encoding="utf-8"), name=document.name)
+        source, text = await asyncio.to_thread(_read, document)
+        data: Any = parse_text(text, name=document.name)
     elif isinstance(document, str):
         data = parse_text(document)
     else:
@@ -70,7 +75,7 @@ async def run_block(
     block: BlockSpec | str,
     config: Mapping[str, JSON] | None = None,
     *,
-    input: JSON = None,  # noqa: A002 - the SPEC's name
+    input: JSON = None,
     secrets: Mapping[str, str] | None = None,
     retry: Mapping[str, Any] | None = None,
     timeout_ms: int | None = None,

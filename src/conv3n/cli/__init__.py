@@ -9,15 +9,20 @@ import sys
 
 import typer
 
-from conv3n.cli import blocks, run, validate
+from conv3n.cli import blocks, db, executions, run, secrets, validate, workflows
 
 app = typer.Typer(
     name="conv3n",
     help="conv3n: fast, durable workflow automation for developers.\n\n"
-    "Workflows are YAML or JSON graphs of blocks. Start with:\n\n"
-    '  conv3n run examples/hello.yaml --input \'{"name": "Ada"}\'\n\n'
-    "  conv3n validate examples/*.yaml\n\n"
-    "  conv3n blocks",
+    "Workflows are YAML or JSON graphs of blocks (HTTP calls, transforms, branches, loops, "
+    "sub-workflows). Start with:\n\n"
+    "```\n"
+    'conv3n run examples/hello.yaml --input \'{"name": "Ada"}\'\n'
+    "conv3n validate examples/*.yaml\n"
+    "conv3n blocks\n"
+    "```\n\n"
+    "Exit codes: 0 success, 1 execution error, 2 invalid workflow or usage.\n\n"
+    "Docs: docs/workflows.md, docs/cli.md, docs/blocks.md.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -27,17 +32,33 @@ app.command("run")(run.run)
 app.command("validate")(validate.validate)
 app.command("blocks")(blocks.blocks)
 app.command("schema")(blocks.schema)
+app.add_typer(executions.app, name="executions")
+app.add_typer(workflows.app, name="workflows")
+app.add_typer(secrets.app, name="secrets")
+app.add_typer(db.app, name="db")
+app.command("backup")(db.backup)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from conv3n import __version__
 
         typer.echo(f"conv3n {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,
+        callback=_print_version,
+        metavar="",
+    ),
+) -> None:
+    """conv3n: fast, durable workflow automation for developers."""
 
 
 def main() -> None:

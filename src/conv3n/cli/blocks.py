@@ -6,9 +6,22 @@ from conv3n.cli import output
 
 
 def blocks(
-    as_json: bool = typer.Option(False, "--json", help="Every block with its config JSON Schema."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Every block with its type, description, ports and config JSON Schema.",
+        metavar="",
+    ),
 ) -> None:
-    """List the installed block types (with --json: their ports and config schemas)."""
+    """List the installed block types with their output ports (with --json: config schemas).
+
+    Examples:
+
+    ```
+    conv3n blocks
+    conv3n blocks --json | jq '.[] | select(.type == "std/http_request") | .config_schema'
+    ```
+    """
     from conv3n.sdk import BlockRegistry
 
     registry = BlockRegistry.discover()
@@ -39,7 +52,20 @@ def blocks(
 
 
 def schema() -> None:
-    """Print the JSON Schema of the workflow document (for editors and CI checks)."""
+    """Print the JSON Schema (draft 2020-12) of the workflow document.
+
+    Point your editor at it for completion in workflow files, or check documents in CI.
+    The schema covers the document's shape; `conv3n validate` also checks block configs,
+    connections, cycles and expressions.
+
+    Examples:
+
+    ```
+    conv3n schema > conv3n.schema.json
+    # VS Code (YAML extension), first line of a workflow file:
+    # yaml-language-server: $schema=./conv3n.schema.json
+    ```
+    """
     from conv3n.model import Workflow
 
     document = Workflow.model_json_schema(by_alias=True)

@@ -40,6 +40,7 @@ from conv3n.storage import (
     retention,
     schema,
     secrets,
+    tables,
     workflows,
 )
 
@@ -88,6 +89,7 @@ class Runtime:
             ),
         )
         self._mine: set[str] = set()
+        self._documents: dict[int, tuple[Plan, tables.Encoded]] = {}
         self._renewer: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -229,26 +231,43 @@ class Runtime:
         (waiting for it if it is still running here) and nothing new starts.
         """
         execution_id = new_execution_id()
-        stored_id, created = await executions.create(
-            self.db,
-            execution_id=execution_id,
-            workflow_id=plan.workflow_id,
-            workflow_version=workflow_version,
-            mode=mode,
-            input=input,
-            document=plan.workflow.to_document(),
-            source=plan.source,
-            idempotency_key=idempotency_key,
-            parent_id=parent_id,
-            status=ExecutionStatus.RUNNING,
-            owner=self.instance,
-            lease_until=self._lease_until(),
-        )
-        if not created:
-            return await executions.get_record(self.db, stored_id)
+        row = {
+            "id": execution_id,
+            "workflow_id": plan.workflow_id,
+            "workflow_version": workflow_version,
+            "status": ExecutionStatus.RUNNING.value,
+            "mode": mode,
+            "input": input,
+            "document": self._document(plan),
+            "source": plan.source,
+            "idempotency_key": idempotency_key,
+            "parent_id": parent_id,
+            "owner": self.instance,
+            "lease_until": self._lease_until(),
+            "created_at": datetime.now(UTC),
+        }
+        if idempotency_key is None:
+            # the common case joins the journal's next group commit
+            self.journal.execution_created(row)
+        else:
+            stored_id, created = await executions.create_row(self.db, row)
+            if not created:
+                await self.journal.flush()
+                return await executions.get_record(self.db, stored_id)
         if prior:
             await self._copy_prior(execution_id, prior)
         return await self._run(plan, input, execution_id=execution_id, mode=mode, prior=prior)
+
+    def _document(self, plan: Plan) -> "tables.Encoded":
+        """The plan's workflow document as JSON text (encoded once per plan: it is stored with
+        every execution)."""
+        cached = self._documents.get(id(plan))
+        if cached is None or cached[0] is not plan:
+            if len(self._documents) > 1000:
+                self._documents.clear()
+            text = tables.encode(plan.workflow.to_document())
+            cached = self._documents[id(plan)] = (plan, tables.Encoded(self._redactor.text(text)))
+        return cached[1]
 
     async def _copy_prior(self, execution_id: str, prior: Mapping[str, NodeRecord]) -> None:
         for node_id, record in prior.items():
@@ -301,10 +320,12 @@ class Runtime:
 
     async def record(self, execution_id: str, *, full: bool = True) -> ExecutionRecord:
         """An execution's record (ExecutionNotFound if absent)."""
+        await self.journal.flush()
         return await executions.get_record(self.db, execution_id, full=full)
 
     async def list_executions(self, **filters: Any) -> list[ExecutionSummary]:
         """Executions newest first (filters: workflow_id, status, since, until, before, limit)."""
+        await self.journal.flush()
         return await executions.page(self.db, **filters)
 
     async def resume_interrupted(self) -> list[ExecutionRecord]:
@@ -314,14 +335,20 @@ class Runtime:
         is running are left alone. Finished nodes are not re-run.
         """
         now = datetime.now(UTC)
-        pending = await executions.claimable(self.db, now=now)
-        claimed: list[StoredExecution] = [
-            item
-            for item in pending
+        claimed: list[StoredExecution] = []
+        for item, owner, lease_until in await executions.unfinished(self.db):
+            dead = owner if owner and _owner_is_dead(owner) else None
+            if owner and not dead and lease_until is not None and lease_until >= now:
+                continue  # a live process runs it
             if await executions.claim(
-                self.db, item.execution_id, owner=self.instance, until=self._lease_until(), now=now
-            )
-        ]
+                self.db,
+                item.execution_id,
+                owner=self.instance,
+                until=self._lease_until(),
+                now=now,
+                dead_owner=dead,
+            ):
+                claimed.append(item)
         if not claimed:
             return []
         return list(await asyncio.gather(*(self._resume(item) for item in claimed)))
@@ -342,6 +369,7 @@ class Runtime:
         Raises:
             Conflict: the execution has not failed.
         """
+        await self.journal.flush()
         stored = await executions.get_stored(self.db, execution_id)
         if stored.status not in (ExecutionStatus.ERROR, ExecutionStatus.CANCELLED):
             raise Conflict(
@@ -369,6 +397,7 @@ class Runtime:
         Raises:
             InvalidInput: the node does not exist in the workflow run.
         """
+        await self.journal.flush()
         stored = await executions.get_stored(self.db, execution_id)
         version = stored.workflow_version
         if latest and stored.workflow_id:
@@ -404,10 +433,38 @@ class Runtime:
 
     async def prune(self, policy: RetentionPolicy | None = None) -> int:
         """Prune history per the policy, then give SQLite's free pages back."""
+        await self.journal.flush()
         deleted = await retention.prune(self.db, policy or self.retention_policy())
         if deleted:
             await retention.reclaim_space(self.db)
         return deleted
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """Whether a lease owner (`host:pid:random`) is a process of this host that has exited."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed child not yet reaped by its parent still answers kill(pid, 0)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _keeps(record: NodeRecord) -> bool:

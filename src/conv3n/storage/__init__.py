@@ -5,7 +5,7 @@ All SQL lives in this package. Repository modules (`workflows`, `executions`, `s
 Journal on a database.
 """
 
-from conv3n.storage import executions, retention, schema, secrets, workflows
+from conv3n.storage import executions, retention, schema, secrets, tables, workflows
 from conv3n.storage.database import Database, async_url, sqlite_url
 from conv3n.storage.journal import DEFAULT_MAX_RESULT_BYTES, StoreJournal
 from conv3n.storage.retention import RetentionPolicy
@@ -21,5 +21,6 @@ __all__ = [
     "schema",
     "secrets",
     "sqlite_url",
+    "tables",
     "workflows",
 ]

@@ -121,6 +121,18 @@ class Database:
             reason = _reason(exc) if isinstance(exc, DBAPIError) else str(exc)
             raise Unavailable(f"the database is unavailable: {reason}") from exc
 
+    @contextlib.asynccontextmanager
+    async def exclusive_driver_connection(self) -> AsyncIterator[Any]:
+        """The driver's own connection (aiosqlite, psycopg, ...), holding this process's write
+        lock: for statements that must run outside a transaction (SQLite maintenance)."""
+        async with self._write_lock:
+            conn = await self._connect()
+            try:
+                raw = await conn.get_raw_connection()
+                yield raw.driver_connection
+            finally:
+                await conn.close()
+
     async def ping(self) -> bool:
         """Whether a trivial query succeeds."""
         try:

@@ -29,6 +29,26 @@ LARGE_MARKER = "$conv3n_large_result"
 """Key of the marker a listing shows instead of a result stored in the side table."""
 
 
+async def create_row(db: Database, row: dict[str, Any]) -> tuple[str, bool]:
+    """Insert an execution row now; with an idempotency key seen before, return that one.
+
+    Returns:
+        (execution id, True if this row was inserted).
+    """
+    try:
+        async with db.write() as conn:
+            await conn.execute(insert(_E).values(**row))
+    except IntegrityError:
+        key = row.get("idempotency_key")
+        if key is None:
+            raise
+        existing = await find_by_idempotency_key(db, key)
+        if existing is None:
+            raise
+        return existing, False
+    return str(row["id"]), True
+
+
 async def create(
     db: Database,
     *,
@@ -50,33 +70,24 @@ async def create(
     Returns:
         (execution id, True if it was created now).
     """
-    values = {
-        "id": execution_id,
-        "workflow_id": workflow_id,
-        "workflow_version": workflow_version,
-        "status": status.value,
-        "mode": mode,
-        "input": input,
-        "document": document,
-        "source": source,
-        "idempotency_key": idempotency_key,
-        "parent_id": parent_id,
-        "owner": owner,
-        "lease_until": lease_until,
-        "created_at": datetime.now(UTC),
-    }
-    try:
-        async with db.write() as conn:
-            await conn.execute(insert(_E).values(**values))
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        async with db.read() as conn:
-            existing = (
-                await conn.execute(select(_E.c.id).where(_E.c.idempotency_key == idempotency_key))
-            ).scalar_one()
-        return str(existing), False
-    return execution_id, True
+    return await create_row(
+        db,
+        {
+            "id": execution_id,
+            "workflow_id": workflow_id,
+            "workflow_version": workflow_version,
+            "status": status.value,
+            "mode": mode,
+            "input": input,
+            "document": document,
+            "source": source,
+            "idempotency_key": idempotency_key,
+            "parent_id": parent_id,
+            "owner": owner,
+            "lease_until": lease_until,
+            "created_at": datetime.now(UTC),
+        },
+    )
 
 
 async def find_by_idempotency_key(db: Database, key: str) -> str | None:
@@ -245,31 +256,39 @@ async def page(
     ]
 
 
-async def claimable(db: Database, *, now: datetime) -> list[StoredExecution]:
-    """Executions left `queued` or `running` whose owner's lease has run out (a crash or a
-    restart interrupted them)."""
+async def unfinished(db: Database) -> list[tuple[StoredExecution, str | None, datetime | None]]:
+    """Executions left `queued` or `running`, with their lease owner and expiry."""
     statuses = [ExecutionStatus.QUEUED.value, ExecutionStatus.RUNNING.value]
-    query = (
-        select(_E)
-        .where(_E.c.status.in_(statuses))
-        .where(or_(_E.c.lease_until.is_(None), _E.c.lease_until < now))
-        .order_by(_E.c.id)
-    )
+    query = select(_E).where(_E.c.status.in_(statuses)).order_by(_E.c.id)
     async with db.read() as conn:
         rows = (await conn.execute(query)).all()
-    return [_stored(r._mapping) for r in rows]
+    return [(_stored(r._mapping), r.owner, r.lease_until) for r in rows]
 
 
 async def claim(
-    db: Database, execution_id: str, *, owner: str, until: datetime, now: datetime
+    db: Database,
+    execution_id: str,
+    *,
+    owner: str,
+    until: datetime,
+    now: datetime,
+    dead_owner: str | None = None,
 ) -> bool:
-    """Take an execution for this process unless another live process holds it."""
-    free = or_(
+    """Take an execution for this process unless another live process holds it.
+
+    Args:
+        dead_owner: an owner known to be dead (a crashed process on this host): its lease is
+            void even before it expires.
+    """
+    conditions = [
         _E.c.owner.is_(None),
         _E.c.owner == owner,
         _E.c.lease_until.is_(None),
         _E.c.lease_until < now,
-    )
+    ]
+    if dead_owner is not None:
+        conditions.append(_E.c.owner == dead_owner)
+    free = or_(*conditions)
     async with db.write() as conn:
         result = await conn.execute(
             update(_E).where(_E.c.id == execution_id, free).values(owner=owner, lease_until=until)

@@ -1,62 +1,59 @@
 """`StoreJournal`: the engine's Journal on a database, with group commit.
 
 Events are queued as the engine reports them and written by one writer task: every event that
-arrived while the previous transaction was committing goes into the next one, so concurrent
-executions share transactions and persistence stays cheap. `execution_finished` waits for its
-commit, so a finished execution is always readable; a crash loses at most the node results of
-the last few milliseconds, whose nodes re-run on resume (at-least-once).
+arrives within a short window (or while the previous transaction commits) goes into the next
+transaction, so concurrent executions share transactions and persistence stays cheap. A crash
+loses at most the results of that window, whose nodes re-run on resume (at-least-once). Reads
+that must see an execution's latest state call `flush()` first.
+
+Rows are encoded once here (JSON text, UTC datetimes) and bound straight to the driver through
+statements SQLAlchemy compiles once per dialect (`statements.py`): this is the hot path of
+every stored execution.
 """
 
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, update
-
 from conv3n.errors import Unavailable
 from conv3n.model import ErrorInfo, ExecutionRecord, NodeRecord
-from conv3n.storage import tables
+from conv3n.storage import statements, tables
 from conv3n.storage.database import Database
 
 log = logging.getLogger("conv3n.storage")
 
 DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
 """Node results larger than this (as JSON) go to the side table; listings show a marker."""
-
-_E = tables.executions
-_N = tables.node_results
-_L = tables.large_results
-_A = tables.node_attempts
-
-_START = (
-    update(_E)
-    .where(_E.c.id == bindparam("b_id"))
-    .values(status="running", started_at=bindparam("b_started"), wake_at=None)
-)
-_FINISH = (
-    update(_E)
-    .where(_E.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        output=bindparam("b_output", type_=tables.JSONText()),
-        error=bindparam("b_error", type_=tables.JSONText()),
-        response=bindparam("b_response", type_=tables.JSONText()),
-        finished_at=bindparam("b_finished"),
-        duration_ms=bindparam("b_duration"),
-        owner=None,
-        lease_until=None,
-    )
-)
+DEFAULT_WINDOW_S = 0.002
+"""How long the writer gathers events before it commits (the group-commit window)."""
+MAX_PENDING = 5_000
+"""Queued events past which a finishing execution waits for the writer (bounds memory and
+the results a crash can lose when executions keep the CPU busy)."""
 
 
-@dataclass(slots=True)
-class _NodeRow:
-    execution_id: str
-    node_id: str
-    record: NodeRecord
+_EXECUTION_COLUMNS = tuple(c.name for c in tables.executions.columns)
+_JSON_COLUMNS = frozenset({"input", "output", "error", "response", "document"})
+_TIME_COLUMNS = frozenset({"started_at", "finished_at", "wake_at", "lease_until", "created_at"})
+_PORTS: dict[tuple[str, ...], str | None] = {}
+
+
+class _Batch:
+    """Everything the next transaction writes, keyed so later events fold into earlier ones."""
+
+    __slots__ = ("attempts", "creates", "finishes", "large", "nodes", "starts")
+
+    def __init__(self) -> None:
+        self.creates: dict[str, dict[str, Any]] = {}
+        self.starts: dict[str, dict[str, Any]] = {}
+        self.finishes: dict[str, dict[str, Any]] = {}
+        self.nodes: dict[tuple[str, str], dict[str, Any]] = {}
+        self.large: dict[tuple[str, str], dict[str, Any]] = {}
+        self.attempts: dict[tuple[str, str, int], dict[str, Any]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.creates or self.starts or self.finishes or self.nodes or self.attempts)
 
 
 class StoreJournal:
@@ -71,26 +68,28 @@ class StoreJournal:
         *,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         redact: Callable[[str], str] | None = None,
+        window_s: float = DEFAULT_WINDOW_S,
     ):
         self._db = db
         self._max_result_bytes = max_result_bytes
         self._redact = redact
-        self._starts: list[dict[str, Any]] = []
-        self._nodes: list[_NodeRow] = []
-        self._attempts: list[dict[str, Any]] = []
-        self._finishes: list[dict[str, Any]] = []
+        self._window_s = window_s
+        self._batch = _Batch()
         self._pushed = 0
         self._committed = 0
         self._wake = asyncio.Event()
         self._done = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._oldest = 0.0
+        self._sql = statements.Statements(db)
         self.batches = 0
-        """Transactions committed so far (benchmarks read it)."""
+        """Transactions committed so far (benchmarks and tests read it)."""
 
     async def start(self) -> None:
         """Start the writer task."""
         if self._task is None:
+            self._closing = False
             self._task = asyncio.create_task(self._writer(), name="conv3n-journal-writer")
 
     async def close(self) -> None:
@@ -110,11 +109,37 @@ class StoreJournal:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    # --- creating executions ------------------------------------------------------------------
+
+    def execution_created(self, row: dict[str, Any]) -> None:
+        """Queue the insert of a new execution row (columns of `tables.executions`; missing
+        ones are null; a `tables.Encoded` value is stored as given)."""
+        moment = self._sql.moment
+        encoded = dict.fromkeys(_EXECUTION_COLUMNS)
+        for column, value in row.items():
+            if column in _JSON_COLUMNS:
+                encoded[column] = value if type(value) is tables.Encoded else self._json(value)
+            elif column in _TIME_COLUMNS:
+                encoded[column] = moment(value)
+            else:
+                encoded[column] = value
+        self._batch.creates[row["id"]] = encoded
+        self._push()
+
     # --- the Journal protocol -----------------------------------------------------------------
 
     async def execution_started(self, record: ExecutionRecord) -> None:
         """Queued: mark the execution running."""
-        self._starts.append({"b_id": record.execution_id, "b_started": record.started_at})
+        values = {
+            "status": "running",
+            "started_at": self._sql.moment(record.started_at),
+            "wake_at": None,
+        }
+        pending = self._batch.creates.get(record.execution_id)
+        if pending is not None:
+            pending.update(values)
+        else:
+            self._batch.starts[record.execution_id] = {"id": record.execution_id, **values}
         self._push()
 
     async def node_started(
@@ -126,44 +151,100 @@ class StoreJournal:
         self, execution_id: str, node_id: str, attempt: int, error: ErrorInfo, retry_in_s: float
     ) -> None:
         """Queued: one row per retried attempt."""
-        self._attempts.append(
-            {
-                "execution_id": execution_id,
-                "node_id": node_id,
-                "attempt": attempt,
-                "error": self._encode(error.model_dump()),
-                "retry_in_s": retry_in_s,
-                "failed_at": datetime.now(UTC),
-            }
-        )
+        self._batch.attempts[(execution_id, node_id, attempt)] = {
+            "execution_id": execution_id,
+            "node_id": node_id,
+            "attempt": attempt,
+            "error": self._json(error.model_dump()),
+            "retry_in_s": retry_in_s,
+            "failed_at": self._sql.moment(datetime.now(UTC)),
+        }
         self._push()
 
     async def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
-        """Queued: the node's final record."""
-        self._nodes.append(_NodeRow(execution_id, node_id, record))
+        """Queued: the node's final record (a later record of the same node replaces it)."""
+        data = self._json(record.data)
+        size = len(data) if data is not None else 0
+        external = size > self._max_result_bytes
+        key = (execution_id, node_id)
+        if external:
+            self._batch.large[key] = {
+                "execution_id": execution_id,
+                "node_id": node_id,
+                "data": data,
+            }
+        error = record.error
+        self._batch.nodes[key] = {
+            "execution_id": execution_id,
+            "node_id": node_id,
+            "status": record.status.value,
+            "data": None if external else data,
+            "data_bytes": size,
+            "data_external": external,
+            "error": self._json(error.model_dump()) if error is not None else None,
+            "ports": self._ports(record.ports),
+            "attempts": record.attempts,
+            "started_at": self._sql.moment(record.started_at),
+            "finished_at": self._sql.moment(record.finished_at),
+            "duration_ms": record.duration_ms,
+        }
         self._push()
 
     async def execution_finished(self, record: ExecutionRecord) -> None:
-        """Queued, and waited for: the execution's final state is committed on return."""
-        error = record.error.model_dump() if record.error else None
-        response = record.response.model_dump() if record.response else None
-        self._finishes.append(
-            {
-                "b_id": record.execution_id,
-                "b_status": record.status.value,
-                "b_output": self._encode(record.output),
-                "b_error": self._encode(error),
-                "b_response": self._encode(response),
-                "b_finished": record.finished_at,
-                "b_duration": record.duration_ms,
-            }
-        )
+        """Queued: the execution's final state (committed within the group-commit window)."""
+        error, response = record.error, record.response
+        values = {
+            "status": record.status.value,
+            "output": self._json(record.output),
+            "error": self._json(error.model_dump()) if error is not None else None,
+            "response": self._json(response.model_dump()) if response is not None else None,
+            "finished_at": self._sql.moment(record.finished_at),
+            "duration_ms": record.duration_ms,
+            "owner": None,
+            "lease_until": None,
+        }
+        pending = self._batch.creates.get(record.execution_id)
+        if pending is not None:
+            pending.update(values)
+        else:
+            self._batch.finishes[record.execution_id] = {"id": record.execution_id, **values}
         self._push()
-        await self.flush()
+        await self._pace()
+
+    async def _pace(self) -> None:
+        """Give the writer its turn when executions keep the event loop busy.
+
+        An execution of instant blocks never suspends, so without this the writer could wait
+        for the CPU indefinitely: past the window, a finishing execution yields once; past
+        MAX_PENDING queued events, it waits for the commit.
+        """
+        if self._pushed - self._committed > MAX_PENDING:
+            await self.flush()
+        elif self._oldest and asyncio.get_running_loop().time() - self._oldest > self._window_s:
+            await asyncio.sleep(0)
 
     # --- writing ---------------------------------------------------------------------------
 
+    def _ports(self, ports: list[str] | None) -> str | None:
+        if ports is None:
+            return None
+        key = tuple(ports)
+        text = _PORTS.get(key)
+        if text is None:
+            text = _PORTS[key] = str(tables.encode(ports)) if len(_PORTS) < 1000 else None
+        return text or str(tables.encode(ports))
+
+    def _json(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = tables.encode(value)
+        if self._redact is not None:
+            return self._redact(text)
+        return str(text)
+
     def _push(self) -> None:
+        if not self._oldest:
+            self._oldest = asyncio.get_running_loop().time()
         self._pushed += 1
         self._wake.set()
 
@@ -176,130 +257,57 @@ class StoreJournal:
         target = self._pushed
         if self._committed >= target:
             return
-        if self._task is None or self._task.done():
+        task = self._task
+        if task is None or task.done():
             raise Unavailable("the execution journal is not running")
         async with self._done:
-            await self._done.wait_for(
-                lambda: self._committed >= target or self._task is None or self._task.done()
-            )
-
-    def _encode(self, value: Any) -> tables.Encoded | None:
-        if value is None:
-            return None
-        text = tables.encode(value)
-        if self._redact is not None:
-            text = tables.Encoded(self._redact(text))
-        return text
+            await self._done.wait_for(lambda: self._committed >= target or task.done())
 
     async def _writer(self) -> None:
         delay = 0.05
         while True:
             await self._wake.wait()
+            if self._window_s and not self._closing:
+                await asyncio.sleep(self._window_s)
             self._wake.clear()
-            starts, nodes, tried, finishes = (
-                self._starts,
-                self._nodes,
-                self._attempts,
-                self._finishes,
-            )
+            batch, self._batch = self._batch, _Batch()
+            self._oldest = 0.0
             count = self._pushed
-            if not (starts or nodes or tried or finishes):
-                if self._closing:
-                    return
-                continue
-            self._starts, self._nodes, self._attempts, self._finishes = [], [], [], []
-            while True:
-                try:
-                    await self._write(starts, nodes, tried, finishes)
-                    delay = 0.05
-                    break
-                except Unavailable as exc:
-                    # keep the batch and try again: an accepted result is never dropped
-                    log.warning("journal write failed, retrying in %.2fs: %s", delay, exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                except Exception:
-                    # a batch the database refuses for good (a bug, not an outage): log it
-                    # and go on, so one bad row cannot stop every execution's persistence
-                    log.exception("journal batch refused by the database; it is dropped")
-                    break
-            self.batches += 1
+            if batch:
+                while True:
+                    try:
+                        await self._write(batch)
+                        delay = 0.05
+                        break
+                    except Unavailable as exc:
+                        # keep the batch and try again: an accepted result is never dropped
+                        log.warning("journal write failed, retrying in %.2fs: %s", delay, exc)
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 5.0)
+                    except Exception:
+                        # a batch the database refuses for good is a bug, not an outage: log
+                        # it and go on, so one bad row cannot stop all persistence
+                        log.exception("journal batch refused by the database; it is dropped")
+                        break
+                self.batches += 1
             async with self._done:
                 self._committed = count
                 self._done.notify_all()
+            if self._closing and not self._batch:
+                return
 
-    async def _write(
-        self,
-        starts: list[dict[str, Any]],
-        nodes: list[_NodeRow],
-        tried: list[dict[str, Any]],
-        finishes: list[dict[str, Any]],
-    ) -> None:
-        node_rows, large_rows = self._node_rows(nodes)
-        keys = [{"b_e": r["execution_id"], "b_n": r["node_id"]} for r in node_rows]
+    async def _write(self, batch: _Batch) -> None:
+        sql = self._sql
         async with self._db.write() as conn:
-            if starts:
-                await conn.execute(_START, starts)
-            if node_rows:
-                for table in (_N, _L):
-                    await conn.execute(
-                        delete(table).where(
-                            table.c.execution_id == bindparam("b_e"),
-                            table.c.node_id == bindparam("b_n"),
-                        ),
-                        keys,
-                    )
-                await conn.execute(insert(_N), node_rows)
-                if large_rows:
-                    await conn.execute(insert(_L), large_rows)
-            if tried:
-                await conn.execute(
-                    delete(_A).where(
-                        _A.c.execution_id == bindparam("b_e"),
-                        _A.c.node_id == bindparam("b_n"),
-                        _A.c.attempt == bindparam("b_a"),
-                    ),
-                    [
-                        {"b_e": t["execution_id"], "b_n": t["node_id"], "b_a": t["attempt"]}
-                        for t in tried
-                    ],
-                )
-                await conn.execute(insert(_A), tried)
-            if finishes:
-                await conn.execute(_FINISH, finishes)
-
-    def _node_rows(
-        self, nodes: list[_NodeRow]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        rows: list[dict[str, Any]] = []
-        large: list[dict[str, Any]] = []
-        latest: dict[tuple[str, str], _NodeRow] = {}
-        for row in nodes:
-            latest[(row.execution_id, row.node_id)] = row
-        for row in latest.values():
-            record = row.record
-            data = self._encode(record.data)
-            size = len(data) if data is not None else 0
-            external = size > self._max_result_bytes
-            if external:
-                large.append(
-                    {"execution_id": row.execution_id, "node_id": row.node_id, "data": data}
-                )
-            error = record.error.model_dump() if record.error else None
-            rows.append(
-                {
-                    "execution_id": row.execution_id,
-                    "node_id": row.node_id,
-                    "status": record.status.value,
-                    "data": None if external else data,
-                    "data_bytes": size,
-                    "data_external": external,
-                    "error": self._encode(error),
-                    "ports": record.ports,
-                    "attempts": record.attempts,
-                    "started_at": record.started_at,
-                    "finished_at": record.finished_at,
-                    "duration_ms": record.duration_ms,
-                }
-            )
-        return rows, large
+            if batch.creates:
+                await sql.run(conn, sql.insert_execution, list(batch.creates.values()))
+            if batch.starts:
+                await sql.run(conn, sql.start_execution, list(batch.starts.values()))
+            if batch.nodes:
+                await sql.run(conn, sql.upsert_node, list(batch.nodes.values()))
+            if batch.large:
+                await sql.run(conn, sql.upsert_large, list(batch.large.values()))
+            if batch.attempts:
+                await sql.run(conn, sql.upsert_attempt, list(batch.attempts.values()))
+            if batch.finishes:
+                await sql.run(conn, sql.finish_execution, list(batch.finishes.values()))

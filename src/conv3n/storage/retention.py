@@ -103,7 +103,8 @@ async def reclaim_space(db: Database) -> None:
     """Return free pages to the file system (SQLite incremental vacuum; no-op elsewhere)."""
     if not db.is_sqlite:
         return
-    async with db.write() as conn:
-        await conn.exec_driver_sql("PRAGMA incremental_vacuum")
-    async with db.read() as conn:
-        await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    async with db.exclusive_driver_connection() as driver:
+        # outside any transaction. Each step of incremental_vacuum frees one page and
+        # execute() steps once, so it runs as a script (stepped to the end); then the WAL is
+        # checkpointed and truncated so the file itself shrinks
+        await driver.executescript("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -42,8 +43,12 @@ class Encoded(str):
 
 
 def encode(value: Any) -> Encoded:
-    """Compact JSON text of a value."""
-    return Encoded(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    """Compact JSON text of a value (orjson: the journal encodes every stored result)."""
+    try:
+        return Encoded(orjson.dumps(value).decode())
+    except TypeError:
+        # orjson refuses ints over 64 bits and non-str keys; the stdlib encoder does not
+        return Encoded(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
 
 
 class JSONText(TypeDecorator[Any]):
@@ -64,12 +69,12 @@ class JSONText(TypeDecorator[Any]):
             return None
         if type(value) is Encoded:
             return str(value)
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return str(encode(value))
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        return json.loads(value)
+        return orjson.loads(value)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

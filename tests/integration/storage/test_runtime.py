@@ -1,6 +1,7 @@
 """Durability through the Runtime: stored results, resume, retry, fork, idempotency, concurrency."""
 
 import asyncio
+import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -49,11 +50,16 @@ async def rt(settings, database_url, registry):
 
 
 def chain_doc(*nodes: str, fail: str | None = None, wid: str = "chain"):
-    return load_workflow({
-        "version": 1, "id": wid,
-        "nodes": [{"id": n, "type": "test/count", "config": {"fail": n == fail}} for n in nodes],
-        "connections": [{"from": a, "to": b} for a, b in zip(nodes, nodes[1:], strict=False)],
-    })
+    return load_workflow(
+        {
+            "version": 1,
+            "id": wid,
+            "nodes": [
+                {"id": n, "type": "test/count", "config": {"fail": n == fail}} for n in nodes
+            ],
+            "connections": [{"from": a, "to": b} for a, b in itertools.pairwise(nodes)],
+        }
+    )
 
 
 async def test_every_node_result_is_stored_with_the_record(rt):
@@ -107,25 +113,36 @@ async def test_two_runtimes_writing_one_database_never_see_locked(settings, regi
     database = Database(database_url)
     await schema.upgrade(database)
     await database.close()
-    async with Runtime(settings, registry=registry) as one, Runtime(settings, registry=registry) as two:
+    async with (
+        Runtime(settings, registry=registry) as one,
+        Runtime(settings, registry=registry) as two,
+    ):
         plan = one.compile(chain_doc("a", "b"))
         results = await asyncio.gather(
             *(rt.execute(plan, {"i": i}) for i in range(60) for rt in (one, two))
         )
         assert {r.status for r in results} == {ExecutionStatus.SUCCESS}
+        await two.journal.flush()
         assert len(await one.list_executions(limit=500)) == 120
 
 
 async def test_resume_reruns_only_unfinished_nodes(rt):
     plan = rt.compile(chain_doc("a", "b", "c"))
     execution_id, _ = await executions.create(
-        rt.db, execution_id="01900000-0000-7000-8000-000000000001", workflow_id="chain",
-        workflow_version=None, mode="manual", input={"x": 1},
-        document=plan.workflow.to_document(), status=ExecutionStatus.RUNNING,
-        owner="dead-process", lease_until=datetime.now(UTC) - timedelta(seconds=1),
+        rt.db,
+        execution_id="01900000-0000-7000-8000-000000000001",
+        workflow_id="chain",
+        workflow_version=None,
+        mode="manual",
+        input={"x": 1},
+        document=plan.workflow.to_document(),
+        status=ExecutionStatus.RUNNING,
+        owner="dead-process",
+        lease_until=datetime.now(UTC) - timedelta(seconds=1),
     )
-    done = NodeRecord(status=NodeStatus.SUCCESS, data={"node": "a", "calls": 0}, attempts=1,
-                      ports=["main"])
+    done = NodeRecord(
+        status=NodeStatus.SUCCESS, data={"node": "a", "calls": 0}, attempts=1, ports=["main"]
+    )
     await rt.journal.node_finished(execution_id, "a", done)
     await rt.journal.flush()
 
@@ -140,9 +157,15 @@ async def test_resume_reruns_only_unfinished_nodes(rt):
 async def test_resume_leaves_executions_with_a_live_lease_alone(rt):
     plan = rt.compile(chain_doc("a"))
     await executions.create(
-        rt.db, execution_id="01900000-0000-7000-8000-000000000002", workflow_id="chain",
-        workflow_version=None, mode="manual", input=None, document=plan.workflow.to_document(),
-        status=ExecutionStatus.RUNNING, owner="live-process",
+        rt.db,
+        execution_id="01900000-0000-7000-8000-000000000002",
+        workflow_id="chain",
+        workflow_version=None,
+        mode="manual",
+        input=None,
+        document=plan.workflow.to_document(),
+        status=ExecutionStatus.RUNNING,
+        owner="live-process",
         lease_until=datetime.now(UTC) + timedelta(minutes=5),
     )
     assert await rt.resume_interrupted() == []
@@ -159,7 +182,8 @@ async def test_retry_reruns_from_the_failed_node_as_a_new_execution(rt):
     CALLS.clear()
     retried = await rt.retry(failed.execution_id)
     assert retried.execution_id != failed.execution_id
-    assert CALLS["a"] == 0 and CALLS["b"] == 1
+    assert CALLS["a"] == 0
+    assert CALLS["b"] == 1
     assert retried.nodes["a"].data == failed.nodes["a"].data
     listed = await rt.list_executions(limit=10)
     assert {s.mode for s in listed} >= {"retry"}
@@ -186,18 +210,31 @@ async def test_fork_on_the_latest_version(rt):
     assert "c" in forked.nodes
 
 
-async def test_large_results_go_to_the_side_table_with_a_marker_in_listings(settings, registry, database_url):
+async def test_large_results_go_to_the_side_table_with_a_marker_in_listings(
+    settings, registry, database_url
+):
     from conv3n.storage import Database, schema
     from conv3n.storage.executions import LARGE_MARKER
 
     database = Database(database_url)
     await schema.upgrade(database)
     await database.close()
-    small = type(settings).from_env(dict(settings.environ), database_url=database_url,
-                                    max_result_bytes=2048)
+    small = type(settings).from_env(
+        dict(settings.environ), database_url=database_url, max_result_bytes=2048
+    )
     async with Runtime(small, registry=registry) as rt:
-        doc = load_workflow({"version": 1, "nodes": [{"id": "big", "type": "std/transform",
-                            "config": {"template": "{{ 'x' * 100000 }}"}}]})
+        doc = load_workflow(
+            {
+                "version": 1,
+                "nodes": [
+                    {
+                        "id": "big",
+                        "type": "std/transform",
+                        "config": {"template": "{{ 'x' * 100000 }}"},
+                    }
+                ],
+            }
+        )
         record = await rt.execute(rt.compile(doc))
         brief = await rt.record(record.execution_id, full=False)
         assert brief.nodes["big"].data == {LARGE_MARKER: {"bytes": 100002}}
@@ -207,11 +244,29 @@ async def test_large_results_go_to_the_side_table_with_a_marker_in_listings(sett
 
 async def test_secret_values_never_reach_storage(rt):
     await rt.set_secret("api_token", "tok-123456")
-    doc = load_workflow({"version": 1, "nodes": [
-        {"id": "leak", "type": "std/transform",
-         "config": {"template": {"t": "{{ $secrets.api_token }}", "q": "x{{ $secrets.api_token }}"}}},
-        {"id": "boom", "type": "std/fail", "config": {"message": "bad {{ $secrets.api_token }}"}},
-    ], "connections": [{"from": "leak", "to": "boom"}]})
+    doc = load_workflow(
+        {
+            "version": 1,
+            "nodes": [
+                {
+                    "id": "leak",
+                    "type": "std/transform",
+                    "config": {
+                        "template": {
+                            "t": "{{ $secrets.api_token }}",
+                            "q": "x{{ $secrets.api_token }}",
+                        }
+                    },
+                },
+                {
+                    "id": "boom",
+                    "type": "std/fail",
+                    "config": {"message": "bad {{ $secrets.api_token }}"},
+                },
+            ],
+            "connections": [{"from": "leak", "to": "boom"}],
+        }
+    )
     record = await rt.execute(rt.compile(doc))
     assert "tok-123456" not in record.model_dump_json()
     from sqlalchemy import text
@@ -224,3 +279,27 @@ async def test_secret_values_never_reach_storage(rt):
 
 def test_plan_compiles(registry):
     assert compile_workflow(chain_doc("a"), registry).nodes[0].id == "a"
+
+
+async def test_resume_takes_executions_of_a_dead_process_on_this_host_at_once(rt):
+    import socket
+    import subprocess
+
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    plan = rt.compile(chain_doc("a"))
+    await executions.create(
+        rt.db,
+        execution_id="01900000-0000-7000-8000-000000000003",
+        workflow_id="chain",
+        workflow_version=None,
+        mode="manual",
+        input=None,
+        document=plan.workflow.to_document(),
+        status=ExecutionStatus.RUNNING,
+        owner=f"{socket.gethostname()}:{dead_pid.pid}:dead",
+        lease_until=datetime.now(UTC) + timedelta(minutes=5),
+    )
+    resumed = await rt.resume_interrupted()
+    assert [r.status for r in resumed] == [ExecutionStatus.SUCCESS]
+    assert CALLS == {"a": 1}

@@ -20,8 +20,8 @@ async def test_upgrade_creates_every_table_and_is_idempotent(database_url):
 
 
 async def test_migration_head_matches_the_scripts():
-    from alembic.script import ScriptDirectory
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     from conv3n.storage import migrations
 

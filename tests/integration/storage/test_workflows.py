@@ -8,13 +8,23 @@ from conv3n.storage import workflows
 
 
 def doc(message: str):
-    return load_workflow({"version": 1, "name": "Greeter", "nodes": [
-        {"id": "a", "type": "std/transform", "config": {"template": message}}]})
+    return load_workflow(
+        {
+            "version": 1,
+            "name": "Greeter",
+            "nodes": [{"id": "a", "type": "std/transform", "config": {"template": message}}],
+        }
+    )
 
 
 async def test_create_then_get_returns_version_one(db):
     stored = await workflows.create(db, "greet", doc("hi"))
-    assert (stored.id, stored.version, stored.latest_version, stored.active) == ("greet", 1, 1, False)
+    assert (stored.id, stored.version, stored.latest_version, stored.active) == (
+        "greet",
+        1,
+        1,
+        False,
+    )
     assert stored.workflow.nodes[0].config == {"template": "hi"}
     assert stored.workflow.id == "greet"
 

@@ -47,7 +47,7 @@ def test_config_annotation_must_be_a_model():
     with pytest.raises(BlockRegistryError, match="pydantic model"):
 
         @block("dicty")
-        async def dicty(ctx, config: dict):
+        async def dicty(ctx, config: dict[str, int]):
             return None
 
 

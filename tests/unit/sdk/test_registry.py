@@ -86,5 +86,5 @@ def test_an_entry_point_that_cannot_import_names_the_package():
     registry._pending["ghost"] = [
         EntryPoint(name="ghost", value="conv3n_no_such_module:BLOCKS", group="conv3n.blocks")
     ]
-    with pytest.raises(BlockRegistryError, match="'ghost'.*cannot be imported"):
+    with pytest.raises(BlockRegistryError, match=r"'ghost'.*cannot be imported"):
         registry.get("ghost/x")

@@ -84,6 +84,28 @@ def retry(
     raise typer.Exit(0 if record.status.value == "success" else 1)
 
 
+@app.command("fork")
+def fork(
+    execution_id: str = typer.Argument(..., help="The execution to fork."),
+    node: str = typer.Argument(..., help="Re-run from this node (it and everything after it)."),
+    latest: bool = typer.Option(
+        False, "--latest", help="Run on the workflow's newest version, not the one it ran."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the new record as JSON."),
+) -> None:
+    """Re-run an execution from a chosen node, reusing every earlier result.
+
+    Handy after fixing a step: `conv3n executions fork ID transform --latest`.
+    Exit code 0 when the new execution succeeds, 1 when it fails.
+    """
+    record = with_runtime(lambda rt: rt.fork(execution_id, node, latest=latest))
+    if as_json:
+        output.print_json(record.model_dump(mode="json"))
+    else:
+        output.record_summary(record)
+    raise typer.Exit(0 if record.status.value == "success" else 1)
+
+
 @app.command("resume")
 def resume() -> None:
     """Finish executions a crash or restart interrupted, re-running only unfinished nodes.

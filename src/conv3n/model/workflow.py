@@ -81,6 +81,8 @@ class Connection(BaseModel):
 
     def to_json(self) -> dict[str, str]:
         """The document form (`from` rather than the Python name `source`)."""
+        if "port" not in self.model_fields_set:
+            return {"from": self.source, "to": self.to}
         return {"from": self.source, "port": self.port, "to": self.to}
 
 
@@ -120,5 +122,6 @@ class Workflow(BaseModel):
         """The JSON/YAML document form, without defaults the author did not write."""
         doc: dict[str, JSON] = self.model_dump(mode="json", exclude_unset=True, by_alias=True)
         doc["version"] = self.version
-        doc["connections"] = [c.to_json() for c in self.connections]
+        if "connections" in self.model_fields_set:
+            doc["connections"] = [c.to_json() for c in self.connections]
         return doc

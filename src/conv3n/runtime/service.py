@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conv3n.compiler import Plan, compile_workflow, load_workflow
+from conv3n.compiler import Plan, compile_document, compile_workflow
 from conv3n.engine import Engine, EngineOptions, new_execution_id
 from conv3n.engine.redact import Redactor
 from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid, WorkflowNotFound
@@ -354,7 +354,7 @@ class Runtime:
         return list(await asyncio.gather(*(self._resume(item) for item in claimed)))
 
     async def _resume(self, item: StoredExecution) -> ExecutionRecord:
-        plan = compile_workflow(load_workflow(item.document), self.registry, source=item.source)
+        plan = compile_document(item.document, self.registry, source=item.source)
         prior = await executions.node_records(self.db, item.execution_id)
         return await self._run(
             plan, item.input, execution_id=item.execution_id, mode=item.mode, prior=prior
@@ -378,7 +378,7 @@ class Runtime:
             )
         records = await executions.node_records(self.db, execution_id)
         prior = {k: r for k, r in records.items() if _keeps(r)}
-        plan = compile_workflow(load_workflow(stored.document), self.registry, source=stored.source)
+        plan = compile_document(stored.document, self.registry, source=stored.source)
         return await self.execute(
             plan,
             stored.input,
@@ -402,10 +402,10 @@ class Runtime:
         version = stored.workflow_version
         if latest and stored.workflow_id:
             current = await workflows.get(self.db, stored.workflow_id)
-            workflow, version = current.workflow, current.version
+            plan = compile_workflow(current.workflow, self.registry, source=stored.source)
+            version = current.version
         else:
-            workflow = load_workflow(stored.document)
-        plan = compile_workflow(workflow, self.registry, source=stored.source)
+            plan = compile_document(stored.document, self.registry, source=stored.source)
         if node_id not in plan.by_id:
             raise InvalidInput(
                 f"node {node_id!r} is not in the workflow", details={"node": node_id}

@@ -377,12 +377,6 @@ def test_unknown_command_is_a_usage_error_with_exit_2() -> None:
     assert "No such command" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/engine.py run_workflow wraps a failed child's message in "
-    "\"sub-workflow 'REF' failed: \" at every level, so a recursion 10 deep repeats it 10 "
-    "times (and nests details 10 deep) before 'sub-workflows nest deeper than 10 levels'",
-)
 def test_recursive_sub_workflow_fails_with_one_readable_message(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -5,6 +5,7 @@ Called by `runner.Run` for every attempt. Returns an `Outcome`; never raises exc
 """
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from conv3n import expr
 from conv3n.compiler import PlanNode
 from conv3n.compiler.document import pydantic_problems
+from conv3n.engine.redact import Redactor
 from conv3n.errors import BlockError, ConfigInvalid, Conv3nError, ExpressionError, NodeTimeout
 from conv3n.model import ErrorInfo
 from conv3n.sdk import Route
@@ -74,6 +76,7 @@ async def run_attempt(
 ) -> Outcome:
     """Run one attempt of `pnode` and classify what happened."""
     node_id = pnode.id
+    deadline: asyncio.Timeout | None = None
     try:
         config = render_config(pnode, scope)
         ctx = make_context()
@@ -81,7 +84,8 @@ async def run_attempt(
         if timeout is None:
             result = await pnode.spec.run(ctx, config)
         else:
-            async with asyncio.timeout(timeout):
+            deadline = asyncio.timeout(timeout)
+            async with deadline:
                 result = await pnode.spec.run(ctx, config)
     except BlockError as exc:
         return Outcome(
@@ -90,22 +94,19 @@ async def run_attempt(
             retryable=exc.retryable,
             retry_after_ms=exc.retry_after_ms,
         )
-    except TimeoutError:
+    except TimeoutError as exc:
+        # Only our own deadline is a NodeTimeout; a TimeoutError the block let escape (a
+        # library's own timeout) is a crash like any other foreign exception.
+        if deadline is None or not deadline.expired():
+            return _crashed(pnode, exc)
         timeout_error = NodeTimeout(
             f"node {node_id!r} did not finish within {pnode.node.timeout_ms} ms"
         )
         return Outcome(ok=False, error=timeout_error.to_info(node_id), retryable=True)
     except Conv3nError as exc:
         return Outcome(ok=False, error=exc.to_info(node_id), retryable=False)
-    except Exception as exc:
-        log.exception("block %s crashed in node %s", pnode.node.type, node_id)
-        crash = ErrorInfo(
-            type="block_crashed",
-            message=f"{type(exc).__name__}: {exc}",
-            node=node_id,
-            details={"exception": type(exc).__name__},
-        )
-        return Outcome(ok=False, error=crash, retryable=True)
+    except Exception as exc:  # noqa: BLE001 - any other exception is `block_crashed` (STYLE 3.5)
+        return _crashed(pnode, exc)
     if type(result) is Route:
         if result.port not in pnode.ports:
             wrong = BlockError(f"block chose port {result.port!r}, which node {node_id!r} lacks")
@@ -121,3 +122,23 @@ async def run_attempt(
         not_json = BlockError(f"block returned a value that is not JSON: {exc}")
         return Outcome(ok=False, error=not_json.to_info(node_id))
     return Outcome(ok=True, data=data, port=port)
+
+
+def _crashed(pnode: PlanNode, exc: Exception) -> Outcome:
+    """An unknown exception from a block: `block_crashed`, retryable, traceback to the log."""
+    log.exception("block %s crashed in node %s", pnode.node.type, pnode.id)
+    crash = ErrorInfo(
+        type="block_crashed",
+        message=f"{type(exc).__name__}: {exc}",
+        node=pnode.id,
+        details={"exception": type(exc).__name__},
+    )
+    return Outcome(ok=False, error=crash, retryable=True)
+
+
+def redact(outcome: Outcome, redactor: Redactor) -> Outcome:
+    """The outcome with stored secret values masked in its data and error."""
+    error = outcome.error
+    if error is not None:
+        error = ErrorInfo.model_validate(redactor.value(error.model_dump()))
+    return dataclasses.replace(outcome, data=redactor.value(outcome.data), error=error)

@@ -4,12 +4,12 @@ Created by `runner.Run` just before a block runs; gives the block capabilities (
 sub-graphs, sub-workflows), never the engine itself.
 """
 
-import asyncio
 import logging
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from conv3n import expr
+from conv3n.engine import tasks
 from conv3n.errors import BlockError, ExpressionError, SecretNotFound
 from conv3n.model import JSON, WebhookResponse
 
@@ -131,7 +131,7 @@ class NodeContext:
                 await one(index)
 
         try:
-            async with asyncio.TaskGroup() as group:
+            async with tasks.TaskGroup() as group:
                 for number in range(min(concurrency, len(items))):
                     group.create_task(worker(), name=f"{self.idempotency_key}:worker{number}")
         except* BlockError as failures:

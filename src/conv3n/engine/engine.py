@@ -161,19 +161,17 @@ class Engine:
         top = parent
         while top.parent is not None:
             top = top.parent
-        top.children.add(child)
+        if top.children is None:
+            top.children = set()
+        children = top.children
+        children.add(child)
         try:
             record = await self._execute(child)
         finally:
             if child.finished:
-                top.children.discard(child)
+                children.discard(child)
         if record.status is not ExecutionStatus.SUCCESS:
-            error = record.error
-            message = error.message if error else record.status.value
-            raise BlockError(
-                f"sub-workflow {ref!r} failed: {message}",
-                details={"execution_id": child_id, "error": error.model_dump() if error else None},
-            )
+            raise _child_failed(ref, child_id, record)
         return record.output
 
     async def aclose(self) -> None:
@@ -189,3 +187,21 @@ class Engine:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _child_failed(ref: str, child_id: str, record: ExecutionRecord) -> BlockError:
+    """The calling node's error for a failed child: the root cause, stated once.
+
+    A child that failed because its own sub-workflow failed already names the root cause;
+    wrapping it again at every level made a deep recursion repeat "sub-workflow ... failed"
+    once per level and nest `details` as deep.
+    """
+    error = record.error
+    cause: Any = error.model_dump() if error is not None else None
+    if error is not None and "subworkflow" in error.details:
+        cause = error.details.get("error")
+    message = cause.get("message") if isinstance(cause, dict) else None
+    return BlockError(
+        f"sub-workflow {ref!r} failed: {message or record.status.value}",
+        details={"subworkflow": ref, "execution_id": child_id, "error": cause},
+    )

@@ -1,15 +1,40 @@
-"""Execution ids: UUIDv7-style (time-ordered, so storage indexes stay append-only)."""
+"""Execution ids: UUIDv7 (time-ordered, so storage indexes stay append-only).
+
+Called by `Engine.execute` and `Engine.run_child` for every new execution.
+"""
 
 import os
+import threading
 import time
 import uuid
 
+_RAND_BITS = 74
+"""rand_a (12 bits) and rand_b (62 bits) of RFC 9562, used here as one monotonic field."""
+_RAND_MASK = (1 << _RAND_BITS) - 1
+_MS_MASK = (1 << 48) - 1
+
+_lock = threading.Lock()
+_last_ms = 0
+_last_rand = 0
+
 
 def new_execution_id() -> str:
-    """A new time-ordered id: 48 bits of Unix milliseconds, then random bits (RFC 9562 v7)."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80 | rand & ((1 << 80) - 1)
-    value = (value & ~(0xF << 76)) | (0x7 << 76)
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)
+    """A new time-ordered id: 48 bits of Unix milliseconds, then random bits (RFC 9562 v7).
+
+    Ids sort in the order they were made, also within one millisecond and when the wall
+    clock steps back: the random field then counts up from the previous id (RFC 9562 §6.2,
+    method 2, as uuid7 libraries do).
+    """
+    global _last_ms, _last_rand
+    ms = time.time_ns() // 1_000_000 & _MS_MASK
+    rand = int.from_bytes(os.urandom(10), "big") & _RAND_MASK
+    with _lock:
+        if ms <= _last_ms:
+            ms = _last_ms
+            # Keep most of the randomness: step up by a random amount below 2**32.
+            rand = _last_rand + 1 + (rand & 0xFFFF_FFFF)
+            if rand > _RAND_MASK:
+                ms, rand = ms + 1, rand & 0xFFFF_FFFF
+        _last_ms, _last_rand = ms, rand
+    value = ms << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0x2 << 62 | (rand & ((1 << 62) - 1))
     return str(uuid.UUID(int=value))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from conv3n import expr
 from conv3n.compiler import Plan, PlanNode
 from conv3n.engine import attempt as attempts
-from conv3n.engine import context, frontier, retry
+from conv3n.engine import context, frontier, retry, tasks
 from conv3n.errors import BlockError
 from conv3n.model import (
     JSON,
@@ -54,6 +54,17 @@ class Run:
         views: `$node` as expressions see it (id -> {data, status, error, ...}).
     """
 
+    # Slotted: one Run is built per loop item, and attribute access is on every node's path.
+    # fmt: off
+    __slots__ = (
+        "_cancel_delivered", "_cancel_requested", "_finished", "_group", "_slots", "_t0",
+        "_task", "children", "depth", "engine", "error", "execution_id", "execution_view",
+        "finish_order", "finished", "frontier", "input", "journaled", "key_suffix", "mode",
+        "own_views", "parent", "plan", "ports", "prior", "records", "response", "scope",
+        "started_at", "status", "vars", "views",
+    )
+    # fmt: on
+
     def __init__(
         self,
         engine: "Engine",
@@ -78,6 +89,9 @@ class Run:
         self.prior = prior or {}
         self.parent = parent
         self.journaled = journaled
+        self.finished = False
+        self.children: set[Run] | None = None
+        """Sub-workflow executions this one waits for (on the top Run, not on loop bodies)."""
         size = len(plan.nodes)
         self.status: list[NodeStatus] = [NodeStatus.PENDING] * size
         self.records: list[NodeRecord | None] = [None] * size
@@ -92,7 +106,11 @@ class Run:
         self.started_at: datetime | None = None
         self._group: asyncio.TaskGroup | None = None
         self._cancel_requested = False
+        self._cancel_delivered = False
         self._task: asyncio.Task[Any] | None = None
+        """The task running the graph, set only while it does (what `cancel()` interrupts)."""
+        self._t0 = 0.0
+        self._slots: asyncio.Semaphore | None = None
         own_views: dict[str, Any] = {}
         self.own_views = own_views
         if parent is None:
@@ -119,9 +137,16 @@ class Run:
     # --- public ----------------------------------------------------------------------------
 
     def cancel(self) -> None:
-        """Stop the execution: running nodes are cancelled, the record says `cancelled`."""
+        """Stop the execution: running nodes are cancelled, the record says `cancelled`.
+
+        Only the graph is interrupted: a request that comes before the first node or after
+        the last one never turns a journal call into a CancelledError for the caller.
+        """
+        if self._cancel_requested:
+            return
         self._cancel_requested = True
         if self._task is not None:
+            self._cancel_delivered = True
             self._task.cancel()
 
     async def execute(self) -> ExecutionRecord:
@@ -131,22 +156,30 @@ class Run:
         propagates, leaving unfinished nodes unrecorded so the execution can resume.
         """
         engine = self.engine
-        self._task = asyncio.current_task()
         self.started_at = engine.clock.now()
-        t0 = time.perf_counter()
+        self._t0 = time.perf_counter()
         self.execution_view.update(
             id=self.execution_id,
             workflow_id=self.plan.workflow_id,
             started_at=self.started_at.isoformat(),
             mode=self.mode,
         )
+        settings = self.plan.workflow.settings
+        if settings.max_parallel_nodes is not None:
+            self._slots = asyncio.Semaphore(settings.max_parallel_nodes)
         if self.journaled:
             await engine.journal.execution_started(self._record(ExecutionStatus.RUNNING, None))
         status = ExecutionStatus.SUCCESS
-        timeout_ms = self.plan.workflow.settings.timeout_ms
+        timeout_ms = settings.timeout_ms
+        task = asyncio.current_task()
         try:
             async with asyncio.timeout(timeout_ms / 1000 if timeout_ms else None):
-                await self._run_graph()
+                if not self._cancel_requested:
+                    self._task = task
+                    try:
+                        await self._run_graph()
+                    finally:
+                        self._task = None
         except _Abort:
             status = ExecutionStatus.ERROR
         except TimeoutError:
@@ -157,20 +190,44 @@ class Run:
                 details={"timeout_ms": timeout_ms},
             )
         except asyncio.CancelledError:
-            if not self._cancel_requested:
+            if not self._cancel_delivered:
                 raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
+        if self._cancel_delivered and task is not None:
+            # The CancelledError cancel() caused was handled here (or swallowed by the
+            # TaskGroup in favour of a node failure): take back that one request. Other
+            # requests are not judged by `cancelling()`: a block's own 3.11 TaskGroup can
+            # leave that count raised (see engine/tasks.py).
+            self._cancel_delivered = False
+            task.uncancel()
+        if (
+            self._cancel_requested
+            and status is ExecutionStatus.SUCCESS
+            and self.error is None
+            and any(not s.is_final for s in self.status)
+        ):
             status = ExecutionStatus.CANCELLED
             self.error = ErrorInfo(type="cancelled", message="the execution was cancelled")
         if self.error is not None and status is ExecutionStatus.SUCCESS:
             status = ExecutionStatus.ERROR
+        return await self._conclude(status)
+
+    async def abandon(self) -> None:
+        """Record a sub-workflow whose calling execution stopped while it ran as `cancelled`."""
+        if self.finished:
+            return
+        self.error = ErrorInfo(type="cancelled", message="the calling execution stopped")
+        await self._conclude(ExecutionStatus.CANCELLED)
+
+    async def _conclude(self, status: ExecutionStatus) -> ExecutionRecord:
+        """Close children and unfinished nodes, journal and return the final record."""
+        for child in list(self.children or ()):
+            await child.abandon()
         await self._close_unfinished()
-        duration = (time.perf_counter() - t0) * 1000
-        record = self._record(status, engine.clock.now(), duration)
+        duration = (time.perf_counter() - self._t0) * 1000
+        record = self._record(status, self.engine.clock.now(), duration)
         if self.journaled:
-            await engine.journal.execution_finished(record)
+            await self.engine.journal.execution_finished(record)
+        self.finished = True
         return record
 
     async def run_body(self) -> JSON:
@@ -216,7 +273,7 @@ class Run:
 
     async def _run_graph(self) -> None:
         try:
-            async with asyncio.TaskGroup() as group:
+            async with tasks.TaskGroup() as group:
                 self._group = group
                 first = await self._start(self.frontier.starts())
                 if first is not None:
@@ -278,18 +335,31 @@ class Run:
     async def _run_node(self, pnode: PlanNode) -> PlanNode | None:
         engine = self.engine
         journal = engine.journal
+        clock = engine.clock
+        slots = self._slots
         index = pnode.index
-        started_at = engine.clock.now()
+        started_at: datetime | None = None
         t0 = time.perf_counter()
         number = 0
         while True:
             number += 1
-            if self.journaled:
-                await journal.node_started(self.execution_id, pnode.id, number, started_at)
-            self.scope.now = engine.clock.now()
-            outcome = await attempts.run_attempt(
-                pnode, self.scope, functools.partial(context.NodeContext, self, pnode, number)
-            )
+            if slots is not None:
+                await slots.acquire()
+            try:
+                now = clock.now()
+                if started_at is None:
+                    started_at = now
+                if self.journaled:
+                    await journal.node_started(self.execution_id, pnode.id, number, now)
+                self.scope.now = now
+                outcome = await attempts.run_attempt(
+                    pnode, self.scope, functools.partial(context.NodeContext, self, pnode, number)
+                )
+            finally:
+                if slots is not None:
+                    slots.release()
+            if engine.redactor.active:
+                outcome = attempts.redact(outcome, engine.redactor)
             if outcome.ok or not outcome.retryable:
                 break
             delay = retry.next_delay(pnode.retry, number, retry_after_ms=outcome.retry_after_ms)
@@ -299,8 +369,8 @@ class Run:
                 await journal.attempt_failed(
                     self.execution_id, pnode.id, number, outcome.error, delay
                 )
-            await engine.clock.sleep(delay)
-        finished_at = engine.clock.now()
+            await clock.sleep(delay)
+        finished_at = clock.now()
         duration = (time.perf_counter() - t0) * 1000
         if outcome.ok:
             ports = _MAIN if outcome.port == "main" else frozenset((outcome.port,))
@@ -327,11 +397,13 @@ class Run:
                 duration_ms=duration,
                 ports=sorted(ports),
             )
-        follow = await self._finish(index, record, ports)
         if not outcome.ok and pnode.node.on_error == "fail":
-            self.error = outcome.error
+            # Set before the journal call, so a sibling failing meanwhile does not win.
+            if self.error is None:
+                self.error = outcome.error
+            await self._finish(index, record, ports)
             raise _Abort
-        return follow
+        return await self._finish(index, record, ports)
 
     async def _finish(
         self, index: int, record: NodeRecord, ports: frozenset[str]

@@ -4,9 +4,8 @@ PostgreSQL tests get a fresh schema and MariaDB tests a fresh database, dropped 
 a missing server skips locally and fails in CI (tests/conftest.require_service).
 """
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -36,21 +35,21 @@ async def _admin(url: str, statement: str) -> None:
         pytest.param("mariadb", marks=pytest.mark.mariadb),
     ]
 )
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A URL of an empty database of each kind."""
     name = f"conv3n_t_{uuid.uuid4().hex[:12]}"
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'conv3n.db'}"
     elif request.param == "postgresql":
         require_service("PostgreSQL", "127.0.0.1", 5432)
-        asyncio.run(_admin(PG_ADMIN, f"CREATE SCHEMA {name}"))
+        await _admin(PG_ADMIN, f"CREATE SCHEMA {name}")
         yield f"{PG_ADMIN}?options=-csearch_path%3D{name}"
-        asyncio.run(_admin(PG_ADMIN, f"DROP SCHEMA {name} CASCADE"))
+        await _admin(PG_ADMIN, f"DROP SCHEMA {name} CASCADE")
     else:
         require_service("MariaDB", "127.0.0.1", 3306)
-        asyncio.run(_admin(MARIADB_ADMIN, f"CREATE DATABASE {name}"))
+        await _admin(MARIADB_ADMIN, f"CREATE DATABASE {name}")
         yield f"mysql://root@127.0.0.1:3306/{name}"
-        asyncio.run(_admin(MARIADB_ADMIN, f"DROP DATABASE {name}"))
+        await _admin(MARIADB_ADMIN, f"DROP DATABASE {name}")
 
 
 @pytest.fixture

@@ -47,7 +47,12 @@ async def test_prune_by_age_deletes_old_finished_executions_with_their_nodes(run
     deleted = await retention.prune(runtime.db, RetentionPolicy(max_age_days=14, batch_size=2))
     assert deleted == 5
     assert [s.execution_id for s in await runtime.list_executions()] == [keep.execution_id]
-    assert await count_rows(runtime, tables.node_results) == 1
+    assert list((await runtime.record(keep.execution_id)).nodes) == ["a"]
+    async with runtime.db.read() as conn:
+        orphans = select(func.count()).select_from(tables.node_results).where(
+            tables.node_results.c.execution_id != keep.execution_id
+        )
+        assert (await conn.execute(orphans)).scalar_one() == 0
 
 
 async def test_prune_keeps_the_newest_per_workflow(runtime):

@@ -89,7 +89,7 @@ class Runtime:
             ),
         )
         self._mine: set[str] = set()
-        self._documents: dict[int, tuple[Plan, tables.Encoded]] = {}
+        self._documents: dict[int, tuple[Plan, dict[str, Any]]] = {}
         self._renewer: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -238,7 +238,7 @@ class Runtime:
             "status": ExecutionStatus.RUNNING.value,
             "mode": mode,
             "input": input,
-            "document": self._document(plan),
+            **self._document(plan),
             "source": plan.source,
             "idempotency_key": idempotency_key,
             "parent_id": parent_id,
@@ -258,15 +258,16 @@ class Runtime:
             await self._copy_prior(execution_id, prior)
         return await self._run(plan, input, execution_id=execution_id, mode=mode, prior=prior)
 
-    def _document(self, plan: Plan) -> "tables.Encoded":
-        """The plan's workflow document as JSON text (encoded once per plan: it is stored with
-        every execution)."""
+    def _document(self, plan: Plan) -> dict[str, Any]:
+        """The plan's workflow document as JSON text and its hash (computed once per plan:
+        every execution refers to it)."""
         cached = self._documents.get(id(plan))
         if cached is None or cached[0] is not plan:
             if len(self._documents) > 1000:
                 self._documents.clear()
-            text = tables.encode(plan.workflow.to_document())
-            cached = self._documents[id(plan)] = (plan, tables.Encoded(self._redactor.text(text)))
+            text = tables.Encoded(self._redactor.text(tables.encode(plan.workflow.to_document())))
+            fields = {"document": text, "document_hash": tables.document_hash(text)}
+            cached = self._documents[id(plan)] = (plan, fields)
         return cached[1]
 
     async def _copy_prior(self, execution_id: str, prior: Mapping[str, NodeRecord]) -> None:

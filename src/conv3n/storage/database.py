@@ -11,13 +11,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from conv3n.errors import InvalidInput, Unavailable
 
+_SYNC_DRIVERS = {
+    "sqlite+aiosqlite": "sqlite+pysqlite",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "mysql+aiomysql": "mysql+pymysql",
+}
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+psycopg",
@@ -71,9 +76,26 @@ class Database:
             if self.dialect == "mysql":
                 options["pool_recycle"] = 3600
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        self._options = options
+        self._sync: Engine | None = None
         self._write_lock = asyncio.Lock()
         if self.dialect == "sqlite":
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine.sync_engine)
+
+    @property
+    def sync_engine(self) -> Engine:
+        """A synchronous engine on the same database, for code that runs in its own thread (the
+        journal's writer: one thread hop per transaction instead of one per statement)."""
+        if self._sync is None:
+            url = make_url(self.url)
+            sync_url = url.set(drivername=_SYNC_DRIVERS[url.drivername])
+            options = dict(self._options)
+            if self.dialect != "sqlite":
+                options.update(pool_size=2, max_overflow=2)
+            self._sync = create_engine(sync_url, **options)
+            if self.dialect == "sqlite":
+                _configure_sqlite(self._sync)
+        return self._sync
 
     @property
     def is_sqlite(self) -> bool:
@@ -91,7 +113,7 @@ class Database:
         try:
             yield conn
         except DBAPIError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         finally:
             await conn.close()
 
@@ -110,9 +132,15 @@ class Database:
                 async with conn.begin():
                     yield conn
             except DBAPIError as exc:
-                raise _translate(exc) from exc
+                raise translate(exc) from exc
             finally:
                 await conn.close()
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """This process's write turn, for writers that use `sync_engine` themselves."""
+        async with self._write_lock:
+            yield
 
     async def _connect(self) -> AsyncConnection:
         try:
@@ -145,12 +173,15 @@ class Database:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self._sync is not None:
+            self._sync.dispose()
+            self._sync = None
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: Engine) -> None:
     """WAL, a busy timeout, foreign keys, and explicit BEGIN (IMMEDIATE for writes)."""
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -162,13 +193,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("conv3n_immediate")
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _translate(exc: DBAPIError) -> Exception:
+def translate(exc: DBAPIError) -> Exception:
     """A dropped connection becomes Unavailable; other database errors stay as they are."""
     if exc.connection_invalidated or isinstance(exc, InterfaceError):
         return Unavailable(f"the database is unavailable: {_reason(exc)}")

@@ -24,6 +24,8 @@ _E = tables.executions
 _N = tables.node_results
 _L = tables.large_results
 _A = tables.node_attempts
+_D = tables.documents
+_WITH_DOCUMENT = select(_E, _D.c.document).outerjoin(_D, _D.c.hash == _E.c.document_hash)
 
 LARGE_MARKER = "$conv3n_large_result"
 """Key of the marker a listing shows instead of a result stored in the side table."""
@@ -35,9 +37,16 @@ async def create_row(db: Database, row: dict[str, Any]) -> tuple[str, bool]:
     Returns:
         (execution id, True if this row was inserted).
     """
+    values = dict(row)
+    text, digest = _document_text(values.pop("document", None))
+    values["document_hash"] = digest
     try:
         async with db.write() as conn:
-            await conn.execute(insert(_E).values(**row))
+            if digest is not None:
+                exists = await conn.execute(select(_D.c.hash).where(_D.c.hash == digest))
+                if exists.first() is None:
+                    await conn.execute(insert(_D).values(hash=digest, document=text))
+            await conn.execute(insert(_E).values(**values))
     except IntegrityError:
         key = row.get("idempotency_key")
         if key is None:
@@ -90,6 +99,14 @@ async def create(
     )
 
 
+def _document_text(document: Any) -> tuple[tables.Encoded | None, str | None]:
+    """A document as stored JSON text and its content hash."""
+    if document is None:
+        return None, None
+    text = document if type(document) is tables.Encoded else tables.encode(document)
+    return text, tables.document_hash(text)
+
+
 async def find_by_idempotency_key(db: Database, key: str) -> str | None:
     """The execution started with this idempotency key, if any."""
     async with db.read() as conn:
@@ -105,8 +122,36 @@ async def node_records(db: Database, execution_id: str) -> dict[str, NodeRecord]
         .where(_N.c.execution_id == execution_id)
     )
     async with db.read() as conn:
+        blob = (await conn.execute(select(_E.c.nodes).where(_E.c.id == execution_id))).first()
         rows = (await conn.execute(query)).all()
-    return {row.node_id: _node_record(row._mapping, full=True) for row in rows}
+    records = _blob_records(blob[0] if blob else None)
+    records.update({row.node_id: _node_record(row._mapping, full=True) for row in rows})
+    return records
+
+
+def _blob_records(blob: Any) -> dict[str, NodeRecord]:
+    """Node records kept as one JSON value on the execution row (see tables.executions)."""
+    if not blob:
+        return {}
+    return {node_id: _record_from_json(value) for node_id, value in blob.items()}
+
+
+def _record_from_json(value: dict[str, Any]) -> NodeRecord:
+    error = value.get("error")
+    return NodeRecord(
+        status=NodeStatus(value["status"]),
+        data=value.get("data"),
+        error=ErrorInfo.model_validate(error) if error else None,
+        attempts=value.get("attempts", 0),
+        started_at=_when(value.get("started_at")),
+        finished_at=_when(value.get("finished_at")),
+        duration_ms=value.get("duration_ms"),
+        ports=value.get("ports"),
+    )
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def _node_record(row: Any, *, full: bool) -> NodeRecord:
@@ -136,7 +181,7 @@ async def get_record(db: Database, execution_id: str, *, full: bool = True) -> E
         ExecutionNotFound: no execution has this id.
     """
     async with db.read() as conn:
-        row = (await conn.execute(select(_E).where(_E.c.id == execution_id))).first()
+        row = (await conn.execute(_WITH_DOCUMENT.where(_E.c.id == execution_id))).first()
         if row is None:
             raise ExecutionNotFound(
                 f"no execution has id {execution_id!r}", details={"execution_id": execution_id}
@@ -151,7 +196,8 @@ async def get_record(db: Database, execution_id: str, *, full: bool = True) -> E
         nodes = (await conn.execute(query)).all()
     e = row._mapping
     order = _document_order(e["document"])
-    records = {n.node_id: _node_record(n._mapping, full=full) for n in nodes}
+    records = _blob_records(e["nodes"])
+    records.update({n.node_id: _node_record(n._mapping, full=full) for n in nodes})
     ordered = {k: records[k] for k in sorted(records, key=lambda k: order.get(k, len(order)))}
     return ExecutionRecord(
         execution_id=e["id"],
@@ -181,7 +227,7 @@ async def get_stored(db: Database, execution_id: str) -> StoredExecution:
         ExecutionNotFound: no execution has this id.
     """
     async with db.read() as conn:
-        row = (await conn.execute(select(_E).where(_E.c.id == execution_id))).first()
+        row = (await conn.execute(_WITH_DOCUMENT.where(_E.c.id == execution_id))).first()
     if row is None:
         raise ExecutionNotFound(
             f"no execution has id {execution_id!r}", details={"execution_id": execution_id}
@@ -259,7 +305,7 @@ async def page(
 async def unfinished(db: Database) -> list[tuple[StoredExecution, str | None, datetime | None]]:
     """Executions left `queued` or `running`, with their lease owner and expiry."""
     statuses = [ExecutionStatus.QUEUED.value, ExecutionStatus.RUNNING.value]
-    query = select(_E).where(_E.c.status.in_(statuses)).order_by(_E.c.id)
+    query = _WITH_DOCUMENT.where(_E.c.status.in_(statuses)).order_by(_E.c.id)
     async with db.read() as conn:
         rows = (await conn.execute(query)).all()
     return [(_stored(r._mapping), r.owner, r.lease_until) for r in rows]
@@ -319,7 +365,7 @@ async def release(db: Database, execution_id: str, *, owner: str) -> None:
 
 async def waiting(db: Database, *, due_before: datetime | None = None) -> list[StoredExecution]:
     """Executions parked as `waiting` (only those whose timer is due, if `due_before`)."""
-    query = select(_E).where(_E.c.status == ExecutionStatus.WAITING.value)
+    query = _WITH_DOCUMENT.where(_E.c.status == ExecutionStatus.WAITING.value)
     if due_before is not None:
         query = query.where(_E.c.wake_at <= due_before)
     async with db.read() as conn:

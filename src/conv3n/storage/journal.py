@@ -17,6 +17,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from conv3n.errors import Unavailable
 from conv3n.model import ErrorInfo, ExecutionRecord, NodeRecord
 from conv3n.storage import statements, tables
@@ -34,7 +37,7 @@ the results a crash can lose when executions keep the CPU busy)."""
 
 
 _EXECUTION_COLUMNS = tuple(c.name for c in tables.executions.columns)
-_JSON_COLUMNS = frozenset({"input", "output", "error", "response", "document"})
+_JSON_COLUMNS = frozenset({"input", "output", "error", "response"})
 _TIME_COLUMNS = frozenset({"started_at", "finished_at", "wake_at", "lease_until", "created_at"})
 _PORTS: dict[tuple[str, ...], str | None] = {}
 
@@ -42,14 +45,14 @@ _PORTS: dict[tuple[str, ...], str | None] = {}
 class _Batch:
     """Everything the next transaction writes, keyed so later events fold into earlier ones."""
 
-    __slots__ = ("attempts", "creates", "finishes", "large", "nodes", "starts")
+    __slots__ = ("attempts", "creates", "documents", "finishes", "nodes", "starts")
 
     def __init__(self) -> None:
+        self.documents: dict[str, str] = {}
         self.creates: dict[str, dict[str, Any]] = {}
         self.starts: dict[str, dict[str, Any]] = {}
         self.finishes: dict[str, dict[str, Any]] = {}
-        self.nodes: dict[tuple[str, str], dict[str, Any]] = {}
-        self.large: dict[tuple[str, str], dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, NodeRecord]] = {}
         self.attempts: dict[tuple[str, str, int], dict[str, Any]] = {}
 
     def __bool__(self) -> bool:
@@ -74,6 +77,8 @@ class StoreJournal:
         self._max_result_bytes = max_result_bytes
         self._redact = redact
         self._window_s = window_s
+        # the writer is overdue (starved of the CPU) once a batch is several windows old
+        self._overdue_s = max(window_s * 5, 0.01)
         self._batch = _Batch()
         self._pushed = 0
         self._committed = 0
@@ -113,10 +118,21 @@ class StoreJournal:
 
     def execution_created(self, row: dict[str, Any]) -> None:
         """Queue the insert of a new execution row (columns of `tables.executions`; missing
-        ones are null; a `tables.Encoded` value is stored as given)."""
+        ones are null; a `tables.Encoded` value is stored as given). A `document` (the
+        workflow it runs) is stored once per content, keyed by `document_hash`."""
         moment = self._sql.moment
         encoded = dict.fromkeys(_EXECUTION_COLUMNS)
+        document = row.get("document")
+        if document is not None:
+            text = document if type(document) is tables.Encoded else tables.encode(document)
+            digest = row.get("document_hash") or tables.document_hash(text)
+            encoded["document_hash"] = digest
+            # once per batch and content; ON CONFLICT DO NOTHING keeps existing ones (and
+            # restores one that retention removed meanwhile)
+            self._batch.documents[digest] = text
         for column, value in row.items():
+            if column == "document":
+                continue
             if column in _JSON_COLUMNS:
                 encoded[column] = value if type(value) is tables.Encoded else self._json(value)
             elif column in _TIME_COLUMNS:
@@ -162,32 +178,15 @@ class StoreJournal:
         self._push()
 
     async def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
-        """Queued: the node's final record (a later record of the same node replaces it)."""
-        data = self._json(record.data)
-        size = len(data) if data is not None else 0
-        external = size > self._max_result_bytes
-        key = (execution_id, node_id)
-        if external:
-            self._batch.large[key] = {
-                "execution_id": execution_id,
-                "node_id": node_id,
-                "data": data,
-            }
-        error = record.error
-        self._batch.nodes[key] = {
-            "execution_id": execution_id,
-            "node_id": node_id,
-            "status": record.status.value,
-            "data": None if external else data,
-            "data_bytes": size,
-            "data_external": external,
-            "error": self._json(error.model_dump()) if error is not None else None,
-            "ports": self._ports(record.ports),
-            "attempts": record.attempts,
-            "started_at": self._sql.moment(record.started_at),
-            "finished_at": self._sql.moment(record.finished_at),
-            "duration_ms": record.duration_ms,
-        }
+        """Queued: the node's final record (a later record of the same node replaces it).
+
+        Only the record is kept here; it is encoded when the batch is written, together with
+        the other nodes of its execution when the execution finishes in the same batch.
+        """
+        nodes = self._batch.nodes.get(execution_id)
+        if nodes is None:
+            nodes = self._batch.nodes[execution_id] = {}
+        nodes[node_id] = record
         self._push()
 
     async def execution_finished(self, record: ExecutionRecord) -> None:
@@ -195,6 +194,7 @@ class StoreJournal:
         error, response = record.error, record.response
         values = {
             "status": record.status.value,
+            "nodes": None,
             "output": self._json(record.output),
             "error": self._json(error.model_dump()) if error is not None else None,
             "response": self._json(response.model_dump()) if response is not None else None,
@@ -216,11 +216,12 @@ class StoreJournal:
 
         An execution of instant blocks never suspends, so without this the writer could wait
         for the CPU indefinitely: past the window, a finishing execution yields once; past
-        MAX_PENDING queued events, it waits for the commit.
+        MAX_PENDING queued events, it waits for the commit. "Past the window" means several
+        windows: the writer itself waits one window before it takes a batch.
         """
         if self._pushed - self._committed > MAX_PENDING:
             await self.flush()
-        elif self._oldest and asyncio.get_running_loop().time() - self._oldest > self._window_s:
+        elif self._oldest and asyncio.get_running_loop().time() - self._oldest > self._overdue_s:
             await asyncio.sleep(0)
 
     # --- writing ---------------------------------------------------------------------------
@@ -297,17 +298,92 @@ class StoreJournal:
                 return
 
     async def _write(self, batch: _Batch) -> None:
+        node_rows, large_rows = self._place_nodes(batch)
         sql = self._sql
+        documents = [{"hash": k, "document": v} for k, v in batch.documents.items()]
+        steps = [
+            (sql.insert_document, documents),
+            (sql.insert_execution, list(batch.creates.values())),
+            (sql.start_execution, list(batch.starts.values())),
+            (sql.upsert_node, node_rows),
+            (sql.upsert_large, large_rows),
+            (sql.upsert_attempt, list(batch.attempts.values())),
+            (sql.finish_execution, list(batch.finishes.values())),
+        ]
+        steps = [(statement, rows) for statement, rows in steps if rows]
+        if self._db.is_sqlite:
+            async with self._db.writing():
+                self._write_sqlite(steps)
+            return
         async with self._db.write() as conn:
-            if batch.creates:
-                await sql.run(conn, sql.insert_execution, list(batch.creates.values()))
-            if batch.starts:
-                await sql.run(conn, sql.start_execution, list(batch.starts.values()))
-            if batch.nodes:
-                await sql.run(conn, sql.upsert_node, list(batch.nodes.values()))
-            if batch.large:
-                await sql.run(conn, sql.upsert_large, list(batch.large.values()))
-            if batch.attempts:
-                await sql.run(conn, sql.upsert_attempt, list(batch.attempts.values()))
-            if batch.finishes:
-                await sql.run(conn, sql.finish_execution, list(batch.finishes.values()))
+            for statement, rows in steps:
+                await sql.run_async(conn, statement, rows)
+
+    def _write_sqlite(self, steps: list[tuple[statements.Statement, list[Any]]]) -> None:
+        """One SQLite transaction, synchronously on the event loop's own thread.
+
+        SQLite is in-process and, in WAL mode with synchronous=NORMAL, a commit is an append to
+        the WAL with no fsync: a batch of hundreds of executions takes about a millisecond.
+        Handing it to a thread instead costs a GIL hand-off per SQLite call, and when
+        executions keep the event loop busy those hand-offs starve the writer (decision 0004).
+        """
+        try:
+            with self._db.sync_engine.connect() as conn:
+                immediate = conn.execution_options(conv3n_immediate=True)
+                with immediate.begin():
+                    for statement, rows in steps:
+                        self._sql.run(immediate, statement, rows)
+        except (OperationalError, InterfaceError) as exc:
+            raise Unavailable(f"the database is unavailable: {exc.orig or exc}") from exc
+
+    def _place_nodes(self, batch: _Batch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Put the node records of executions that finish in this batch on their execution row
+        (one JSON value); the rest become node_results rows."""
+        rows: list[dict[str, Any]] = []
+        large: list[dict[str, Any]] = []
+        for execution_id, nodes in batch.nodes.items():
+            final = batch.finishes.get(execution_id) or batch.creates.get(execution_id)
+            if final is not None and final.get("finished_at") is not None:
+                text = self._json_records(nodes)
+                if len(text) <= self._max_result_bytes:
+                    final["nodes"] = text
+                    continue
+            for node_id, record in nodes.items():
+                rows.append(self._node_row(execution_id, node_id, record, large))
+        return rows, large
+
+    def _json_records(self, nodes: dict[str, NodeRecord]) -> str:
+        text = orjson.dumps(nodes, default=_model_default).decode()
+        return self._redact(text) if self._redact is not None else text
+
+    def _node_row(
+        self, execution_id: str, node_id: str, record: NodeRecord, large: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        data = self._json(record.data)
+        size = len(data) if data is not None else 0
+        external = size > self._max_result_bytes
+        if external:
+            large.append({"execution_id": execution_id, "node_id": node_id, "data": data})
+        error = record.error
+        return {
+            "execution_id": execution_id,
+            "node_id": node_id,
+            "status": record.status.value,
+            "data": None if external else data,
+            "data_bytes": size,
+            "data_external": external,
+            "error": self._json(error.model_dump()) if error is not None else None,
+            "ports": self._ports(record.ports),
+            "attempts": record.attempts,
+            "started_at": self._sql.moment(record.started_at),
+            "finished_at": self._sql.moment(record.finished_at),
+            "duration_ms": record.duration_ms,
+        }
+
+
+def _model_default(value: Any) -> Any:
+    """orjson's fallback: pydantic models (ErrorInfo) as plain dicts."""
+    dump = getattr(value, "model_dump", None)
+    if dump is None:
+        raise TypeError(f"{type(value).__name__} is not JSON")
+    return dump()

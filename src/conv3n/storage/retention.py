@@ -69,7 +69,16 @@ async def prune(db: Database, policy: RetentionPolicy, *, now: datetime | None =
         oldest_kept = await _nth_newest(db, policy.max_total, None)
         if oldest_kept is not None:
             deleted += await _delete_where(db, policy, (_E.c.id < oldest_kept,))
+    if deleted:
+        await _delete_orphan_documents(db)
     return deleted
+
+
+async def _delete_orphan_documents(db: Database) -> None:
+    """Workflow documents no execution refers to any more."""
+    used = select(_E.c.document_hash).where(_E.c.document_hash.is_not(None))
+    async with db.write() as conn:
+        await conn.execute(delete(tables.documents).where(tables.documents.c.hash.not_in(used)))
 
 
 async def _nth_newest(db: Database, n: int, scope: object) -> str | None:

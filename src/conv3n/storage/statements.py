@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert, Update
@@ -70,6 +70,7 @@ class Statements:
         )
         finish = (
             "status",
+            "nodes",
             "output",
             "error",
             "response",
@@ -84,11 +85,21 @@ class Statements:
             .values({c: bindparam(c) for c in finish}),
             rename={"id": "b_id"},
         )
+        self.insert_document = self._compile(self._insert_new(tables.documents))
         self.upsert_node = self._compile(self._upsert(_N))
         self.upsert_large = self._compile(self._upsert(_L))
         self.upsert_attempt = self._compile(self._upsert(_A))
         self._naive = self.dialect_name != "postgresql"
         self._sqlite = self.dialect_name == "sqlite"
+
+    def _insert_new(self, table: Any) -> Insert:
+        """INSERT that skips rows whose key exists (content-addressed documents)."""
+        values: dict[str, Any] = {c.name: bindparam(c.name) for c in table.columns}
+        if self.dialect_name == "sqlite":
+            return sqlite.insert(table).values(values).on_conflict_do_nothing()
+        if self.dialect_name == "postgresql":
+            return postgresql.insert(table).values(values).on_conflict_do_nothing()
+        return mysql.insert(table).values(values).prefix_with("IGNORE")
 
     def _upsert(self, table: Any) -> Insert:
         columns = [c.name for c in table.columns]
@@ -142,22 +153,28 @@ class Statements:
             return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
         return moment.replace(tzinfo=None) if self._naive else moment
 
-    async def run(
-        self, conn: AsyncConnection, statement: Statement, rows: Sequence[dict[str, Any]]
-    ) -> None:
+    def run(self, conn: Connection, statement: Statement, rows: Sequence[dict[str, Any]]) -> None:
         """executemany `statement` with one parameter set per row (every name present, values
-        already in stored form)."""
-        params: list[Any]
+        already in stored form). Synchronous: the journal's writer thread calls it."""
         if not statement.positional:
-            await conn.exec_driver_sql(statement.sql, list(rows))
+            conn.exec_driver_sql(statement.sql, list(rows))
             return
         getter = operator.itemgetter(*statement.names)
         if statement.rows_sql is None or not self._sqlite or len(rows) == 1:
-            await conn.exec_driver_sql(statement.sql, [getter(row) for row in rows])
+            conn.exec_driver_sql(statement.sql, [getter(row) for row in rows])
             return
         head, group, tail = statement.rows_sql
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
-            params = [value for row in chunk for value in getter(row)]
-            sql = head + ", ".join([group] * len(chunk)) + tail
-            await conn.exec_driver_sql(sql, tuple(params))
+            params = tuple(value for row in chunk for value in getter(row))
+            conn.exec_driver_sql(head + ", ".join([group] * len(chunk)) + tail, params)
+
+    async def run_async(
+        self, conn: AsyncConnection, statement: Statement, rows: Sequence[dict[str, Any]]
+    ) -> None:
+        """`run` on an async connection (server databases: their drivers are natively async)."""
+        if statement.positional:
+            getter = operator.itemgetter(*statement.names)
+            await conn.exec_driver_sql(statement.sql, [getter(row) for row in rows])
+        else:
+            await conn.exec_driver_sql(statement.sql, list(rows))

@@ -4,6 +4,7 @@ JSON values are stored as text (`JSONText`): one encoding on every dialect, and 
 records round-trip exactly. Times are timezone-aware UTC.
 """
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -138,7 +139,8 @@ executions = Table(
     Column("output", JSONText),
     Column("error", JSONText),
     Column("response", JSONText),
-    Column("document", JSONText),
+    Column("nodes", JSONText),
+    Column("document_hash", String(64)),
     Column("source", Text),
     Column("idempotency_key", String(255), unique=True),
     Column("parent_id", ID),
@@ -152,9 +154,27 @@ executions = Table(
     Index("ix_executions_status_created", "status", "created_at"),
     Index("ix_executions_workflow_created", "workflow_id", "created_at"),
 )
-"""One row per execution. `document` is the workflow it ran (so a resume after restart does not
-depend on the workflow still existing); `wake_at` is the durable timer of a waiting one;
-`owner`/`lease_until` say which live process runs it (a resume only takes expired leases)."""
+"""One row per execution. `wake_at` is the durable timer of a waiting one;
+`document_hash` names the workflow document it ran (in `documents`);
+`owner`/`lease_until` say which live process runs it (a resume only takes expired leases);
+`nodes` holds the records of the nodes that finished in the same commit window as the
+execution itself ({node id: record}), the others are rows of node_results."""
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("document", JSONText, nullable=False),
+)
+"""Workflow documents that executions ran, stored once per content (sha256 of the JSON text):
+a resume or retry does not depend on the workflow still existing, and ten thousand executions
+of one workflow keep one copy."""
+
+
+def document_hash(text: str) -> str:
+    """The key of a document's JSON text in `documents`."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
 
 node_results = Table(
     "node_results",
@@ -237,6 +257,8 @@ webhook_inbox = Table(
 """Accepted webhook requests, stored before they are answered; `webhook_id` de-duplicates."""
 
 __all__ = [
+    "document_hash",
+    "documents",
     "executions",
     "large_results",
     "metadata",

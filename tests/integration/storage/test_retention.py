@@ -49,8 +49,10 @@ async def test_prune_by_age_deletes_old_finished_executions_with_their_nodes(run
     assert [s.execution_id for s in await runtime.list_executions()] == [keep.execution_id]
     assert list((await runtime.record(keep.execution_id)).nodes) == ["a"]
     async with runtime.db.read() as conn:
-        orphans = select(func.count()).select_from(tables.node_results).where(
-            tables.node_results.c.execution_id != keep.execution_id
+        orphans = (
+            select(func.count())
+            .select_from(tables.node_results)
+            .where(tables.node_results.c.execution_id != keep.execution_id)
         )
         assert (await conn.execute(orphans)).scalar_one() == 0
 
@@ -102,3 +104,17 @@ async def test_sqlite_file_shrinks_after_pruning(tmp_path):
         assert await rt.prune() == 30
         shrunk = path.stat().st_size
     assert shrunk < full / 5
+
+
+async def test_documents_are_stored_once_and_pruned_with_their_last_execution(runtime):
+    plan = runtime.compile(doc("w"))
+    for _ in range(5):
+        await runtime.execute(plan)
+    await runtime.journal.flush()
+    assert await count_rows(runtime, tables.documents) == 1
+    await age(runtime, 30)
+    assert await runtime.prune() == 5
+    assert await count_rows(runtime, tables.documents) == 0
+    again = await runtime.execute(plan)
+    assert (await runtime.record(again.execution_id)).status == ExecutionStatus.SUCCESS
+    assert await count_rows(runtime, tables.documents) == 1

@@ -41,3 +41,23 @@ async def test_sqlite_runs_in_wal_mode_with_incremental_vacuum(tmp_path):
         assert vacuum == 2  # incremental
     finally:
         await db.close()
+
+
+def test_the_migrations_build_exactly_the_tables_of_tables_py(tmp_path):
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from conv3n.storage import migrations
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(migrations.LOCATION))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
+    engine.dispose()

@@ -17,6 +17,12 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "documents",
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("document", tables.JSONText(), nullable=False),
+        sa.PrimaryKeyConstraint("hash", name=op.f("pk_documents")),
+    )
+    op.create_table(
         "executions",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("workflow_id", sa.String(length=64), nullable=True),
@@ -27,7 +33,8 @@ def upgrade() -> None:
         sa.Column("output", tables.JSONText(), nullable=True),
         sa.Column("error", tables.JSONText(), nullable=True),
         sa.Column("response", tables.JSONText(), nullable=True),
-        sa.Column("document", tables.JSONText(), nullable=True),
+        sa.Column("nodes", tables.JSONText(), nullable=True),
+        sa.Column("document_hash", sa.String(length=64), nullable=True),
         sa.Column("source", sa.Text(), nullable=True),
         sa.Column("idempotency_key", sa.String(length=255), nullable=True),
         sa.Column("parent_id", sa.String(length=64), nullable=True),
@@ -187,3 +194,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_executions_status_created")
 
     op.drop_table("executions")
+    op.drop_table("documents")

@@ -5,7 +5,7 @@ sub-graphs, sub-workflows), never the engine itself.
 """
 
 import logging
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from conv3n import expr
@@ -62,8 +62,9 @@ class NodeContext:
 
     @property
     def vars(self) -> MutableMapping[str, JSON]:
-        """The execution's `$vars`."""
-        return self._run.vars
+        """The execution's `$vars`; writes are also kept in this node's record, so a resumed
+        execution that reuses the record gets them back."""
+        return _RecordingVars(self._run, self._node.index)
 
     @property
     def log(self) -> logging.Logger:
@@ -89,10 +90,8 @@ class NodeContext:
 
     def respond(self, response: WebhookResponse) -> None:
         """Set the webhook response (and with it the execution's output)."""
-        run = self._run
-        while run.parent is not None:
-            run = run.parent
-        run.response = response
+        self._run.top().response = response
+        self._run.note_effect(self._node.index, "response", response.model_dump())
 
     def evaluate(self, expression: str, **names: Any) -> JSON:
         """Evaluate `expression` (no braces) in this node's scope, with extra names."""
@@ -141,3 +140,30 @@ class NodeContext:
     async def run_workflow(self, ref: str, input: JSON, *, wait: bool = True) -> JSON:
         """Run another workflow as a child execution; its output, or `{execution_id}`."""
         return await self._run.engine.run_child(self._run, ref, input, wait=wait)
+
+
+class _RecordingVars(MutableMapping[str, JSON]):
+    """`$vars` as a block sees it: writes go to the execution and into the node's effects."""
+
+    __slots__ = ("_index", "_run")
+
+    def __init__(self, run: "Run", index: int):
+        self._run = run
+        self._index = index
+
+    def __getitem__(self, key: str) -> JSON:
+        return self._run.vars[key]
+
+    def __setitem__(self, key: str, value: JSON) -> None:
+        self._run.vars[key] = value
+        self._run.note_effect(self._index, "vars", {key: value})
+
+    def __delitem__(self, key: str) -> None:
+        del self._run.vars[key]
+        self._run.note_effect(self._index, "vars", {key: None})
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._run.vars)
+
+    def __len__(self) -> int:
+        return len(self._run.vars)

@@ -57,11 +57,39 @@ class Run:
     # Slotted: one Run is built per loop item, and attribute access is on every node's path.
     # fmt: off
     __slots__ = (
-        "_cancel_delivered", "_cancel_requested", "_finished", "_group", "_slots", "_t0",
-        "_task", "children", "depth", "engine", "error", "execution_id", "execution_view",
-        "finish_order", "finished", "frontier", "input", "journaled", "key_suffix", "mode",
-        "own_views", "parent", "plan", "ports", "prior", "records", "response", "scope",
-        "started_at", "status", "vars", "views",
+        "_cancel_delivered",
+        "_cancel_requested",
+        "_finished",
+        "_group",
+        "_slots",
+        "_t0",
+        "_task",
+        "children",
+        "depth",
+        "effects",
+        "engine",
+        "error",
+        "execution_id",
+        "execution_view",
+        "finish_order",
+        "finished",
+        "frontier",
+        "input",
+        "journaled",
+        "key_suffix",
+        "mode",
+        "own_views",
+        "parent",
+        "plan",
+        "ports",
+        "prior",
+        "records",
+        "response",
+        "scope",
+        "started_at",
+        "status",
+        "vars",
+        "views",
     )
     # fmt: on
 
@@ -90,6 +118,8 @@ class Run:
         self.parent = parent
         self.journaled = journaled
         self.finished = False
+        self.effects: dict[int, dict[str, JSON]] | None = None
+        """Side effects of running nodes by index (`vars`, `response`), kept in their records."""
         self.children: set[Run] | None = None
         """Sub-workflow executions this one waits for (on the top Run, not on loop bodies)."""
         size = len(plan.nodes)
@@ -327,10 +357,33 @@ class Run:
         ports = frozenset(previous.ports or ())
         self.ports[index] = ports
         self._remember(index, previous)
+        effects = previous.effects
+        if effects:
+            self.vars.update(effects.get("vars") or {})
+            response = effects.get("response")
+            if response is not None:
+                self.top().response = WebhookResponse.model_validate(response)
         ready, skipped = self.frontier.finish(index, ports)
         for child in skipped:
             await self._skip(child)
         return ready
+
+    def top(self) -> "Run":
+        """The execution's own Run (loop bodies have parents)."""
+        run = self
+        while run.parent is not None:
+            run = run.parent
+        return run
+
+    def note_effect(self, index: int, kind: str, value: JSON) -> None:
+        """Remember a side effect of node `index` for its record (see NodeRecord.effects)."""
+        if self.effects is None:
+            self.effects = {}
+        effects = self.effects.setdefault(index, {})
+        if kind == "vars":
+            effects.setdefault("vars", {}).update(value)
+        else:
+            effects[kind] = value
 
     async def _run_node(self, pnode: PlanNode) -> PlanNode | None:
         engine = self.engine
@@ -383,6 +436,7 @@ class Run:
                 finished_at=finished_at,
                 duration_ms=duration,
                 ports=[outcome.port],
+                effects=self.effects.pop(index, None) if self.effects else None,
             )
         else:
             on_error = pnode.node.on_error
@@ -396,6 +450,7 @@ class Run:
                 finished_at=finished_at,
                 duration_ms=duration,
                 ports=sorted(ports),
+                effects=self.effects.pop(index, None) if self.effects else None,
             )
         if not outcome.ok and pnode.node.on_error == "fail":
             # Set before the journal call, so a sibling failing meanwhile does not win.

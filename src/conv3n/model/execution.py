@@ -65,6 +65,9 @@ class NodeRecord:
 
     Attributes:
         ports: output ports the node activated (None if it did not finish).
+        effects: what the node changed besides its data, replayed when a resumed execution
+            reuses this record: `{"vars": {...}}` (std/set), `{"response": {...}}`
+            (std/respond). None when it changed nothing.
     """
 
     status: NodeStatus
@@ -75,6 +78,7 @@ class NodeRecord:
     finished_at: datetime | None = None
     duration_ms: float | None = None
     ports: list[str] | None = None
+    effects: dict[str, JSON] | None = None
 
 
 class WebhookResponse(BaseModel):

@@ -147,6 +147,7 @@ def _record_from_json(value: dict[str, Any]) -> NodeRecord:
         finished_at=_when(value.get("finished_at")),
         duration_ms=value.get("duration_ms"),
         ports=value.get("ports"),
+        effects=value.get("effects"),
     )
 
 
@@ -168,6 +169,7 @@ def _node_record(row: Any, *, full: bool) -> NodeRecord:
         finished_at=row["finished_at"],
         duration_ms=row["duration_ms"],
         ports=row["ports"],
+        effects=row["effects"],
     )
 
 

@@ -374,6 +374,7 @@ class StoreJournal:
             "data_external": external,
             "error": self._json(error.model_dump()) if error is not None else None,
             "ports": self._ports(record.ports),
+            "effects": self._json(record.effects),
             "attempts": record.attempts,
             "started_at": self._sql.moment(record.started_at),
             "finished_at": self._sql.moment(record.finished_at),

@@ -187,6 +187,7 @@ node_results = Table(
     Column("data_external", Boolean, nullable=False, default=False),
     Column("error", JSONText),
     Column("ports", JSONText),
+    Column("effects", JSONText),
     Column("attempts", Integer, nullable=False, default=0),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),

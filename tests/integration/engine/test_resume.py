@@ -2,8 +2,6 @@
 
 from datetime import UTC, datetime
 
-import pytest
-
 from conv3n.model import JSON, ErrorInfo, ExecutionStatus, NodeRecord, NodeStatus
 from conv3n.sdk import BlockSpec, Context, block
 from tests.integration.engine.helpers import RecordingJournal, Value, execute
@@ -11,7 +9,9 @@ from tests.integration.engine.helpers import RecordingJournal, Value, execute
 WHEN = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def done(data: JSON, ports: list[str] | None = None) -> NodeRecord:
+def done(
+    data: JSON, ports: list[str] | None = None, effects: dict[str, JSON] | None = None
+) -> NodeRecord:
     return NodeRecord(
         status=NodeStatus.SUCCESS,
         data=data,
@@ -20,6 +20,7 @@ def done(data: JSON, ports: list[str] | None = None) -> NodeRecord:
         finished_at=WHEN,
         duration_ms=1.0,
         ports=ports if ports is not None else ["main"],
+        effects=effects,
     )
 
 
@@ -167,13 +168,24 @@ async def test_resume_of_parallel_branches_runs_only_the_unfinished_one():
     assert record.output == {"left": "stored L", "right": "R"}
 
 
-VARS_NOT_STORED = (
-    "NodeRecord (src/conv3n/model/execution.py) has no field for the $vars a node wrote, so a "
-    "replayed std/set cannot restore them; needs e.g. NodeRecord.vars written by the engine"
-)
+async def test_records_keep_the_vars_and_response_a_node_set():
+    tally, _ = counting()
+    record = await execute(
+        {
+            "nodes": [
+                {"id": "setter", "type": "std/set", "config": {"values": {"limit": 5}}},
+                {"id": "reply", "type": "std/respond", "config": {"status": 201, "body": 1}},
+                {"id": "plain", "type": "test/tally", "config": {"value": "x"}},
+            ],
+        },
+        tally,
+    )
+    assert record.nodes["setter"].effects == {"vars": {"limit": 5}}
+    response = {"status": 201, "headers": {}, "body": 1}
+    assert record.nodes["reply"].effects == {"response": response}
+    assert record.nodes["plain"].effects is None
 
 
-@pytest.mark.xfail(strict=True, reason=VARS_NOT_STORED)
 async def test_resume_restores_vars_set_before_the_interruption():
     tally, calls = counting()
     record = await execute(
@@ -185,17 +197,12 @@ async def test_resume_restores_vars_set_before_the_interruption():
             "connections": [connect("setter", "use")],
         },
         tally,
-        prior={"setter": done({"limit": 5})},
+        prior={"setter": done({"limit": 5}, effects={"vars": {"limit": 5}})},
     )
     assert calls == ["use"]
     assert record.output == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the std/respond response lives only on the ExecutionRecord; a replayed respond "
-    "node cannot restore it (needs NodeRecord to carry it, or storage to pass it to resume)",
-)
 async def test_resume_keeps_the_response_of_a_finished_respond_node():
     tally, _ = counting()
     record = await execute(
@@ -207,7 +214,12 @@ async def test_resume_keeps_the_response_of_a_finished_respond_node():
             "connections": [connect("reply", "after")],
         },
         tally,
-        prior={"reply": done({"ok": True})},
+        prior={
+            "reply": done(
+                {"ok": True},
+                effects={"response": {"status": 200, "headers": {}, "body": {"ok": True}}},
+            )
+        },
     )
     assert record.output == {"ok": True}
     assert record.response is not None

@@ -303,3 +303,45 @@ async def test_resume_takes_executions_of_a_dead_process_on_this_host_at_once(rt
     resumed = await rt.resume_interrupted()
     assert [r.status for r in resumed] == [ExecutionStatus.SUCCESS]
     assert CALLS == {"a": 1}
+
+
+async def test_resume_from_storage_restores_vars_a_finished_node_set(rt):
+    doc = load_workflow(
+        {
+            "version": 1,
+            "id": "vars",
+            "nodes": [
+                {"id": "setter", "type": "std/set", "config": {"values": {"limit": 5}}},
+                {
+                    "id": "use",
+                    "type": "std/transform",
+                    "config": {"template": "{{ $vars.limit * 2 }}"},
+                },
+            ],
+            "connections": [{"from": "setter", "to": "use"}],
+        }
+    )
+    plan = rt.compile(doc)
+    execution_id, _ = await executions.create(
+        rt.db,
+        execution_id="01900000-0000-7000-8000-000000000004",
+        workflow_id="vars",
+        workflow_version=None,
+        mode="manual",
+        input=None,
+        document=plan.workflow.to_document(),
+        status=ExecutionStatus.RUNNING,
+        owner="gone",
+        lease_until=datetime.now(UTC),
+    )
+    setter = NodeRecord(
+        status=NodeStatus.SUCCESS,
+        data={"limit": 5},
+        attempts=1,
+        ports=["main"],
+        effects={"vars": {"limit": 5}},
+    )
+    await rt.journal.node_finished(execution_id, "setter", setter)
+    await rt.journal.flush()
+    [resumed] = await rt.resume_interrupted()
+    assert resumed.output == 10

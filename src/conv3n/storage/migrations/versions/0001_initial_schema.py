@@ -147,6 +147,7 @@ def upgrade() -> None:
         sa.Column("data_external", sa.Boolean(), nullable=False),
         sa.Column("error", tables.JSONText(), nullable=True),
         sa.Column("ports", tables.JSONText(), nullable=True),
+        sa.Column("effects", tables.JSONText(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("started_at", tables.UTCDateTime(), nullable=True),
         sa.Column("finished_at", tables.UTCDateTime(), nullable=True),

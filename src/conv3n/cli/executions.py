@@ -1,11 +1,16 @@
 """`conv3n executions list/show/retry/resume/prune`: the stored execution history."""
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 
 from conv3n.cli import output
 from conv3n.cli.store import with_runtime
+
+if TYPE_CHECKING:
+    from conv3n.model import ExecutionRecord
+    from conv3n.runtime.service import Runtime
 
 app = typer.Typer(help="Stored executions: list, show, retry, resume.", no_args_is_help=True)
 
@@ -108,11 +113,17 @@ def fork(
 
 @app.command("resume")
 def resume() -> None:
-    """Finish executions a crash or restart interrupted, re-running only unfinished nodes.
+    """Finish executions a crash or restart interrupted, re-running only unfinished nodes,
+    and executions parked by a long std/delay whose time has come.
 
-    `conv3n serve` does this at start; run it by hand after a `conv3n run --store` was killed.
+    `conv3n serve` does this by itself; run it by hand after a `conv3n run --store` was
+    killed or parked.
     """
-    records = with_runtime(lambda rt: rt.resume_interrupted())
+
+    async def both(rt: "Runtime") -> list["ExecutionRecord"]:
+        return [*await rt.resume_interrupted(), *await rt.resume_due()]
+
+    records = with_runtime(both)
     out = output.console()
     for record in records:
         out.print(f"{record.execution_id}: {output.styled_status(record.status.value)}")

@@ -9,6 +9,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -18,8 +19,8 @@ from conv3n.compiler import PlanNode
 from conv3n.compiler.document import pydantic_problems
 from conv3n.engine.redact import Redactor
 from conv3n.errors import BlockError, ConfigInvalid, Conv3nError, ExpressionError, NodeTimeout
-from conv3n.model import ErrorInfo
-from conv3n.sdk import Route
+from conv3n.model import ErrorInfo, NodeRecord, NodeStatus
+from conv3n.sdk import ERROR_PORT, Route
 
 log = logging.getLogger("conv3n.engine")
 
@@ -43,6 +44,22 @@ class Outcome:
     error: ErrorInfo | None = None
     retryable: bool = False
     retry_after_ms: float | None = None
+    parked_until: datetime | None = None
+
+
+class Parked(BaseException):
+    """A block's wait is long enough to park the execution (raised by `ctx.sleep_until`).
+
+    A BaseException, so a block's own `except Exception` cannot swallow it.
+    """
+
+    def __init__(self, until: datetime):
+        super().__init__(until.isoformat())
+        self.until = until
+
+
+PARKED_KEY = "$parked_until"
+"""Key of the data a parked node's record keeps: when its wait ends."""
 
 
 def render_config(pnode: PlanNode, scope: expr.Scope) -> BaseModel:
@@ -87,6 +104,8 @@ async def run_attempt(
             deadline = asyncio.timeout(timeout)
             async with deadline:
                 result = await pnode.spec.run(ctx, config)
+    except Parked as parked:
+        return Outcome(ok=False, parked_until=parked.until)
     except BlockError as exc:
         return Outcome(
             ok=False,
@@ -142,3 +161,46 @@ def redact(outcome: Outcome, redactor: Redactor) -> Outcome:
     if error is not None:
         error = ErrorInfo.model_validate(redactor.value(error.model_dump()))
     return dataclasses.replace(outcome, data=redactor.value(outcome.data), error=error)
+
+
+_MAIN = frozenset({"main"})
+_ERROR = frozenset({ERROR_PORT})
+_NONE: frozenset[str] = frozenset()
+
+
+def final_record(
+    outcome: Outcome,
+    on_error: str,
+    attempts: int,
+    started_at: datetime,
+    finished_at: datetime,
+    duration_ms: float,
+    effects: dict[str, Any] | None,
+) -> tuple[NodeRecord, frozenset[str]]:
+    """A finished node's record and the ports it activates (SPEC §2's `on_error`)."""
+    if outcome.ok:
+        port = outcome.port
+        ports = _MAIN if port == "main" else frozenset((port,))
+        record = NodeRecord(
+            status=NodeStatus.SUCCESS,
+            data=outcome.data,
+            attempts=attempts,
+            started_at=started_at,
+            finished_at=finished_at,
+            duration_ms=duration_ms,
+            ports=[port],
+            effects=effects,
+        )
+        return record, ports
+    ports = {"continue": _MAIN, "route": _ERROR}.get(on_error, _NONE)
+    record = NodeRecord(
+        status=NodeStatus.ERROR,
+        error=outcome.error,
+        attempts=attempts,
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_ms=duration_ms,
+        ports=sorted(ports),
+        effects=effects,
+    )
+    return record, ports

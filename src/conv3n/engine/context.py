@@ -6,10 +6,11 @@ sub-graphs, sub-workflows), never the engine itself.
 
 import logging
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from conv3n import expr
-from conv3n.engine import tasks
+from conv3n.engine import attempt, tasks
 from conv3n.errors import BlockError, ExpressionError, SecretNotFound
 from conv3n.model import JSON, WebhookResponse
 
@@ -87,6 +88,26 @@ class NodeContext:
     async def sleep(self, seconds: float) -> None:
         """Wait on the engine's clock."""
         await self._run.engine.clock.sleep(seconds)
+
+    async def sleep_until(self, until: datetime) -> None:
+        """Wait until a time. A wait longer than the engine's `park_after_s` parks the
+        execution durably (status `waiting`); when it is resumed this node runs again and this
+        call returns at once, the original deadline being kept in the node's record."""
+        run = self._run
+        clock = run.engine.clock
+        previous = run.prior.get(self._node.id) if run.parent is None else None
+        if previous is not None and isinstance(previous.data, dict):
+            stored = previous.data.get(attempt.PARKED_KEY)
+            if isinstance(stored, str):
+                until = datetime.fromisoformat(stored)
+        remaining = (until - clock.now()).total_seconds()
+        if remaining <= 0:
+            return
+        park_after = run.engine.options.park_after_s
+        # loop bodies are not journaled node by node, so they wait in memory
+        if park_after is not None and remaining > park_after and run.parent is None:
+            raise attempt.Parked(until)
+        await clock.sleep(remaining)
 
     def respond(self, response: WebhookResponse) -> None:
         """Set the webhook response (and with it the execution's output)."""

@@ -38,12 +38,15 @@ class EngineOptions:
         max_depth: how deep sub-workflows may nest.
         http_timeout_s: default timeout of the shared HTTP client.
         http_max_connections: size of the shared connection pool.
+        park_after_s: a `ctx.sleep_until` longer than this parks the execution as `waiting`
+            (its journal must be durable: storage resumes it when it is due); None never parks.
     """
 
     env: Mapping[str, str] = field(default_factory=dict)
     max_depth: int = 10
     http_timeout_s: float = 30.0
     http_max_connections: int = 100
+    park_after_s: float | None = None
 
 
 class Engine:

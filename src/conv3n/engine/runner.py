@@ -29,14 +29,11 @@ from conv3n.model import (
     NodeStatus,
     WebhookResponse,
 )
-from conv3n.sdk import ERROR_PORT
 
 if TYPE_CHECKING:
     from conv3n.engine.engine import Engine
 
 _NO_PORTS: frozenset[str] = frozenset()
-_MAIN = frozenset({"main"})
-_ERROR = frozenset({ERROR_PORT})
 _YIELD_EVERY = 64
 """Inline node runs give the event loop a turn this often, so a long chain of instant blocks
 cannot starve other executions."""
@@ -80,6 +77,7 @@ class Run:
         "mode",
         "own_views",
         "parent",
+        "parked_until",
         "plan",
         "ports",
         "prior",
@@ -118,6 +116,8 @@ class Run:
         self.parent = parent
         self.journaled = journaled
         self.finished = False
+        self.parked_until: datetime | None = None
+        """The earliest time a parked node (a long std/delay) waits for."""
         self.effects: dict[int, dict[str, JSON]] | None = None
         """Side effects of running nodes by index (`vars`, `response`), kept in their records."""
         self.children: set[Run] | None = None
@@ -239,6 +239,8 @@ class Run:
             self.error = ErrorInfo(type="cancelled", message="the execution was cancelled")
         if self.error is not None and status is ExecutionStatus.SUCCESS:
             status = ExecutionStatus.ERROR
+        if status is ExecutionStatus.SUCCESS and self.parked_until is not None:
+            status = ExecutionStatus.WAITING
         return await self._conclude(status)
 
     async def abandon(self) -> None:
@@ -252,9 +254,14 @@ class Run:
         """Close children and unfinished nodes, journal and return the final record."""
         for child in list(self.children or ()):
             await child.abandon()
-        await self._close_unfinished()
-        duration = (time.perf_counter() - self._t0) * 1000
-        record = self._record(status, self.engine.clock.now(), duration)
+        if status is ExecutionStatus.WAITING:
+            # parked: unfinished nodes stay as they are for the resume
+            record = self._record(status, None, None)
+            record.wake_at = self.parked_until
+        else:
+            await self._close_unfinished()
+            duration = (time.perf_counter() - self._t0) * 1000
+            record = self._record(status, self.engine.clock.now(), duration)
         if self.journaled:
             await self.engine.journal.execution_finished(record)
         self.finished = True
@@ -368,6 +375,23 @@ class Run:
             await self._skip(child)
         return ready
 
+    async def _park(
+        self, pnode: PlanNode, attempts_made: int, started_at: datetime, until: datetime
+    ) -> None:
+        """Store a parked node as `running` with its deadline; the execution will be `waiting`
+        until the earliest deadline, and a resume runs the node again."""
+        record = NodeRecord(
+            status=NodeStatus.RUNNING,
+            data={attempts.PARKED_KEY: until.isoformat()},
+            attempts=attempts_made,
+            started_at=started_at,
+        )
+        self.records[pnode.index] = record
+        if self.parked_until is None or until < self.parked_until:
+            self.parked_until = until
+        if self.journaled:
+            await self.engine.journal.node_finished(self.execution_id, pnode.id, record)
+
     def top(self) -> "Run":
         """The execution's own Run (loop bodies have parents)."""
         run = self
@@ -423,35 +447,14 @@ class Run:
                     self.execution_id, pnode.id, number, outcome.error, delay
                 )
             await clock.sleep(delay)
-        finished_at = clock.now()
+        if outcome.parked_until is not None:
+            await self._park(pnode, number, started_at, outcome.parked_until)
+            return None
         duration = (time.perf_counter() - t0) * 1000
-        if outcome.ok:
-            ports = _MAIN if outcome.port == "main" else frozenset((outcome.port,))
-            record = NodeRecord(
-                status=NodeStatus.SUCCESS,
-                data=outcome.data,
-                error=None,
-                attempts=number,
-                started_at=started_at,
-                finished_at=finished_at,
-                duration_ms=duration,
-                ports=[outcome.port],
-                effects=self.effects.pop(index, None) if self.effects else None,
-            )
-        else:
-            on_error = pnode.node.on_error
-            ports = {"continue": _MAIN, "route": _ERROR}.get(on_error, _NO_PORTS)
-            record = NodeRecord(
-                status=NodeStatus.ERROR,
-                data=None,
-                error=outcome.error,
-                attempts=number,
-                started_at=started_at,
-                finished_at=finished_at,
-                duration_ms=duration,
-                ports=sorted(ports),
-                effects=self.effects.pop(index, None) if self.effects else None,
-            )
+        effects = self.effects.pop(index, None) if self.effects else None
+        record, ports = attempts.final_record(
+            outcome, pnode.node.on_error, number, started_at, clock.now(), duration, effects
+        )
         if not outcome.ok and pnode.node.on_error == "fail":
             # Set before the journal call, so a sibling failing meanwhile does not win.
             if self.error is None:
@@ -479,16 +482,7 @@ class Run:
         return await self._start(ready) if ready else None
 
     async def _skip(self, index: int) -> None:
-        record = NodeRecord(
-            status=NodeStatus.SKIPPED,
-            data=None,
-            error=None,
-            attempts=0,
-            started_at=None,
-            finished_at=None,
-            duration_ms=None,
-            ports=[],
-        )
+        record = NodeRecord(status=NodeStatus.SKIPPED, ports=[])
         self.status[index] = NodeStatus.SKIPPED
         self.records[index] = record
         self._remember(index, record)
@@ -515,16 +509,7 @@ class Run:
         """Nodes that never finished end as `cancelled` (the execution stopped or failed)."""
         for index, status in enumerate(self.status):
             if status is NodeStatus.PENDING or status is NodeStatus.RUNNING:
-                record = NodeRecord(
-                    status=NodeStatus.CANCELLED,
-                    data=None,
-                    error=None,
-                    attempts=0,
-                    started_at=None,
-                    finished_at=None,
-                    duration_ms=None,
-                    ports=None,
-                )
+                record = NodeRecord(status=NodeStatus.CANCELLED)
                 self.status[index] = NodeStatus.CANCELLED
                 self.records[index] = record
                 if self.journaled:
@@ -577,7 +562,7 @@ class Run:
         finished_at: datetime | None,
         duration_ms: float | None = None,
     ) -> ExecutionRecord:
-        final = status.is_final
+        final = status.is_final or status is ExecutionStatus.WAITING
         return ExecutionRecord.model_construct(
             execution_id=self.execution_id,
             workflow_id=self.plan.workflow_id,
@@ -587,7 +572,7 @@ class Run:
             finished_at=finished_at,
             duration_ms=duration_ms,
             input=self.input,
-            output=self.output() if final and status is ExecutionStatus.SUCCESS else None,
+            output=self.output() if status is ExecutionStatus.SUCCESS else None,
             error=self.error,
             response=self.response,
             nodes={

@@ -107,4 +107,7 @@ class ExecutionRecord(BaseModel):
     output: JSON = None
     error: ErrorInfo | None = None
     response: WebhookResponse | None = None
+    wake_at: datetime | None = Field(
+        None, description="When a `waiting` execution is due to resume (a parked std/delay)."
+    )
     nodes: dict[str, NodeRecord] = Field(default_factory=dict)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from conv3n.compiler import Plan, compile_document, compile_workflow
-from conv3n.engine import Engine, EngineOptions, new_execution_id
+from conv3n.engine import Clock, Engine, EngineOptions, new_execution_id
 from conv3n.engine.redact import Redactor
 from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid, WorkflowNotFound
 from conv3n.model import (
@@ -68,7 +68,13 @@ class Runtime:
         instance: this process's id in execution leases (`host:pid:random`).
     """
 
-    def __init__(self, settings: Settings | None = None, *, registry: BlockRegistry | None = None):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        registry: BlockRegistry | None = None,
+        clock: Clock | None = None,
+    ):
         self.settings = settings or Settings.from_env()
         self.registry = registry or BlockRegistry.discover()
         self.db = Database(self.settings.database)
@@ -84,8 +90,11 @@ class Runtime:
             secrets=self._secrets,
             redactor=self._redactor,
             workflows=StoredWorkflows(self),
+            clock=clock,
             options=EngineOptions(
-                env=self.settings.visible_env(), max_depth=self.settings.max_subworkflow_depth
+                env=self.settings.visible_env(),
+                max_depth=self.settings.max_subworkflow_depth,
+                park_after_s=self.settings.park_after_seconds,
             ),
         )
         self._mine: set[str] = set()
@@ -335,9 +344,12 @@ class Runtime:
         Only executions whose lease ran out are taken, so executions that another live process
         is running are left alone. Finished nodes are not re-run.
         """
+        await self.journal.flush()
         now = datetime.now(UTC)
         claimed: list[StoredExecution] = []
         for item, owner, lease_until in await executions.unfinished(self.db):
+            if item.execution_id in self._mine:
+                continue  # this process runs it
             dead = owner if owner and _owner_is_dead(owner) else None
             if owner and not dead and lease_until is not None and lease_until >= now:
                 continue  # a live process runs it
@@ -354,7 +366,31 @@ class Runtime:
             return []
         return list(await asyncio.gather(*(self._resume(item) for item in claimed)))
 
+    async def resume_due(self) -> list[ExecutionRecord]:
+        """Resume every `waiting` execution whose timer is due (a parked std/delay)."""
+        await self.journal.flush()
+        now = self.engine.clock.now()
+        claimed = [
+            item
+            for item in await executions.waiting(self.db, due_before=now)
+            if item.execution_id not in self._mine
+            and await executions.claim(
+                self.db, item.execution_id, owner=self.instance, until=self._lease_until(), now=now
+            )
+        ]
+        if not claimed:
+            return []
+        return list(await asyncio.gather(*(self._resume(item) for item in claimed)))
+
+    async def run_timers(self, *, poll_s: float = 1.0) -> None:
+        """Resume waiting executions as they fall due, until cancelled (a server runs this)."""
+        while True:
+            with contextlib.suppress(Unavailable):
+                await self.resume_due()
+            await asyncio.sleep(poll_s)
+
     async def _resume(self, item: StoredExecution) -> ExecutionRecord:
+        self._mine.add(item.execution_id)
         plan = compile_document(item.document, self.registry, source=item.source)
         prior = await executions.node_records(self.db, item.execution_id)
         return await self._run(

@@ -27,6 +27,8 @@ class Settings:
         retention_days: finished executions older than this are pruned (0: keep all).
         retention_per_workflow: newest finished executions kept per workflow (0: keep all).
         lease_seconds: how long a process's claim on a running execution lasts unrenewed.
+        park_after_seconds: a std/delay longer than this parks a stored execution as
+            `waiting` (resumed when due, even after a restart) instead of waiting in memory.
     """
 
     data_dir: Path = Path(".conv3n")
@@ -38,6 +40,7 @@ class Settings:
     retention_days: float = 14
     retention_per_workflow: int = 10_000
     lease_seconds: float = 30
+    park_after_seconds: float = 30
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -59,6 +62,7 @@ class Settings:
             "retention_days": _number(env, "CONV3N_RETENTION_DAYS", 14, 0, kind=float),
             "retention_per_workflow": _number(env, "CONV3N_RETENTION_PER_WORKFLOW", 10_000, 0),
             "lease_seconds": _number(env, "CONV3N_LEASE_SECONDS", 30, 1, kind=float),
+            "park_after_seconds": _number(env, "CONV3N_PARK_AFTER_SECONDS", 30, 0, kind=float),
             "environ": env,
         }
         values.update(overrides)

@@ -7,6 +7,7 @@ from conv3n.model import JSON, WebhookResponse
 
 if TYPE_CHECKING:
     import logging
+    from datetime import datetime
 
     import httpx
 
@@ -61,6 +62,11 @@ class Context(Protocol):
 
     async def sleep(self, seconds: float) -> None:
         """Wait on the engine's clock (tests fast-forward it)."""
+
+    async def sleep_until(self, until: "datetime") -> None:
+        """Wait until a time. With storage, a wait longer than the engine's parking threshold
+        parks the execution durably as `waiting` (it survives restarts); on resume the block
+        runs again and this call returns at once, the first deadline being kept."""
 
     def respond(self, response: WebhookResponse) -> None:
         """Set the webhook's HTTP response and the execution's output (std/respond)."""

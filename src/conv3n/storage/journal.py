@@ -202,6 +202,7 @@ class StoreJournal:
             "duration_ms": record.duration_ms,
             "owner": None,
             "lease_until": None,
+            "wake_at": self._sql.moment(record.wake_at),
         }
         pending = self._batch.creates.get(record.execution_id)
         if pending is not None:

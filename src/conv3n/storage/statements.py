@@ -78,6 +78,7 @@ class Statements:
             "duration_ms",
             "owner",
             "lease_until",
+            "wake_at",
         )
         self.finish_execution = self._compile(
             update(_E)

@@ -345,3 +345,68 @@ async def test_resume_from_storage_restores_vars_a_finished_node_set(rt):
     await rt.journal.flush()
     [resumed] = await rt.resume_interrupted()
     assert resumed.output == 10
+
+
+class StepClock:
+    """A clock tests move by hand; sleep() returns at once."""
+
+    def __init__(self) -> None:
+        self.moment = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.moment
+
+    async def sleep(self, seconds: float) -> None:
+        self.moment += timedelta(seconds=seconds)
+
+
+async def test_a_long_delay_parks_the_execution_and_a_restart_resumes_it_when_due(
+    settings, registry, database_url
+):
+    from conv3n.storage import Database, schema
+
+    database = Database(database_url)
+    await schema.upgrade(database)
+    await database.close()
+    parking = type(settings).from_env(
+        dict(settings.environ), database_url=database_url, park_after_seconds=5
+    )
+    doc = load_workflow(
+        {
+            "version": 1,
+            "id": "parks",
+            "nodes": [
+                {"id": "a", "type": "test/count"},
+                {"id": "wait", "type": "std/delay", "config": {"ms": 3_600_000}},
+                {"id": "b", "type": "test/count"},
+            ],
+            "connections": [{"from": "a", "to": "wait"}, {"from": "wait", "to": "b"}],
+        }
+    )
+    clock = StepClock()
+    async with Runtime(parking, registry=registry, clock=clock) as first:
+        parked = await first.execute(first.compile(doc))
+        assert parked.status == ExecutionStatus.WAITING
+        assert parked.wake_at == clock.moment + timedelta(hours=1)
+        assert "b" not in parked.nodes
+        stored = await first.record(parked.execution_id)
+        assert stored.status == ExecutionStatus.WAITING
+        assert await first.resume_due() == []  # not due yet
+    assert CALLS == {"a": 1}
+
+    clock.moment += timedelta(hours=1, seconds=1)
+    async with Runtime(parking, registry=registry, clock=clock) as restarted:
+        [resumed] = await restarted.resume_due()
+        assert resumed.execution_id == parked.execution_id
+        assert resumed.status == ExecutionStatus.SUCCESS
+        assert resumed.nodes["wait"].data == {"waited_ms": 3_600_000}
+        assert await restarted.resume_due() == []
+    assert CALLS == {"a": 1, "b": 1}
+
+
+async def test_short_delays_wait_in_memory(rt):
+    doc = load_workflow(
+        {"version": 1, "nodes": [{"id": "wait", "type": "std/delay", "config": {"ms": 1}}]}
+    )
+    record = await rt.execute(rt.compile(doc))
+    assert record.status == ExecutionStatus.SUCCESS

@@ -3,7 +3,7 @@
 Also `now(ctx)`, the engine clock's time as blocks read it (tests fast-forward that clock).
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -42,9 +42,11 @@ class DelayConfig(BaseModel):
 
 @block("delay")
 async def delay(ctx: Context, config: DelayConfig) -> JSON:
-    """Wait a while, then pass on `{waited_ms}`."""
+    """Wait a while, then pass on `{waited_ms}`. A long wait on a server parks the execution
+    as `waiting` (it survives restarts) instead of holding memory."""
     if config.until is None:
         wait_ms: float = config.ms or 0
+        until = now(ctx) + timedelta(milliseconds=wait_ms)
     else:
         until = config.until if config.until.tzinfo else config.until.replace(tzinfo=UTC)
         wait_ms = max(0.0, (until - now(ctx)).total_seconds() * 1000)
@@ -53,5 +55,5 @@ async def delay(ctx: Context, config: DelayConfig) -> JSON:
                 f"config.until: {until.isoformat()} is more than {MAX_DELAY_MS:,} ms away",
                 details={"until": until.isoformat(), "max_ms": MAX_DELAY_MS},
             )
-    await ctx.sleep(wait_ms / 1000)
+    await ctx.sleep_until(until)
     return {"waited_ms": wait_ms}

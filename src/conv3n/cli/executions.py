@@ -81,12 +81,7 @@ def retry(
 
     Exit code 0 when the new execution succeeds, 1 when it fails again.
     """
-    record = with_runtime(lambda rt: rt.retry(execution_id))
-    if as_json:
-        output.print_json(record.model_dump(mode="json"))
-    else:
-        output.record_summary(record)
-    raise typer.Exit(0 if record.status.value == "success" else 1)
+    _finish(with_runtime(lambda rt: rt.retry(execution_id)), as_json)
 
 
 @app.command("fork")
@@ -103,12 +98,7 @@ def fork(
     Handy after fixing a step: `conv3n executions fork ID transform --latest`.
     Exit code 0 when the new execution succeeds, 1 when it fails.
     """
-    record = with_runtime(lambda rt: rt.fork(execution_id, node, latest=latest))
-    if as_json:
-        output.print_json(record.model_dump(mode="json"))
-    else:
-        output.record_summary(record)
-    raise typer.Exit(0 if record.status.value == "success" else 1)
+    _finish(with_runtime(lambda rt: rt.fork(execution_id, node, latest=latest)), as_json)
 
 
 @app.command("resume")
@@ -136,3 +126,12 @@ def prune() -> None:
     CONV3N_RETENTION_PER_WORKFLOW) and shrink the SQLite file."""
     deleted = with_runtime(lambda rt: rt.prune())
     output.console().print(f"pruned {deleted} execution{'s' if deleted != 1 else ''}")
+
+
+def _finish(record: "ExecutionRecord", as_json: bool) -> None:
+    """Show a new execution's record and exit 0 if it succeeded, else 1."""
+    if as_json:
+        output.print_json(record.model_dump(mode="json"))
+    else:
+        output.record_summary(record)
+    raise typer.Exit(0 if record.status.value == "success" else 1)

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conv3n.errors import ExecutionNotFound
 from conv3n.model import (
@@ -183,11 +184,7 @@ async def get_record(db: Database, execution_id: str, *, full: bool = True) -> E
         ExecutionNotFound: no execution has this id.
     """
     async with db.read() as conn:
-        row = (await conn.execute(_WITH_DOCUMENT.where(_E.c.id == execution_id))).first()
-        if row is None:
-            raise ExecutionNotFound(
-                f"no execution has id {execution_id!r}", details={"execution_id": execution_id}
-            )
+        row = await _execution_row(conn, execution_id)
         query = (
             select(_N, _L.c.data.label("large"))
             .outerjoin(
@@ -229,12 +226,18 @@ async def get_stored(db: Database, execution_id: str) -> StoredExecution:
         ExecutionNotFound: no execution has this id.
     """
     async with db.read() as conn:
-        row = (await conn.execute(_WITH_DOCUMENT.where(_E.c.id == execution_id))).first()
+        row = await _execution_row(conn, execution_id)
+    return _stored(row._mapping)
+
+
+async def _execution_row(conn: AsyncConnection, execution_id: str) -> Any:
+    """The execution's row with its document (ExecutionNotFound if there is none)."""
+    row = (await conn.execute(_WITH_DOCUMENT.where(_E.c.id == execution_id))).first()
     if row is None:
         raise ExecutionNotFound(
             f"no execution has id {execution_id!r}", details={"execution_id": execution_id}
         )
-    return _stored(row._mapping)
+    return row
 
 
 def _stored(e: Any) -> StoredExecution:

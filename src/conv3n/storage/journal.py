@@ -37,8 +37,6 @@ the results a crash can lose when executions keep the CPU busy)."""
 
 
 _EXECUTION_COLUMNS = tuple(c.name for c in tables.executions.columns)
-_JSON_COLUMNS = frozenset({"input", "output", "error", "response"})
-_TIME_COLUMNS = frozenset({"started_at", "finished_at", "wake_at", "lease_until", "created_at"})
 _PORTS: dict[tuple[str, ...], str | None] = {}
 
 
@@ -118,44 +116,46 @@ class StoreJournal:
 
     def execution_created(self, row: dict[str, Any]) -> None:
         """Queue the insert of a new execution row (columns of `tables.executions`; missing
-        ones are null; a `tables.Encoded` value is stored as given). A `document` (the
-        workflow it runs) is stored once per content, keyed by `document_hash`."""
+        ones are null). A `document` (the workflow it runs, JSON text or data) is stored once
+        per content, keyed by `document_hash`. The row is taken over, not copied."""
         moment = self._sql.moment
-        encoded = dict.fromkeys(_EXECUTION_COLUMNS)
-        document = row.get("document")
+        document = row.pop("document", None)
         if document is not None:
-            text = document if type(document) is tables.Encoded else tables.encode(document)
+            text = document if isinstance(document, str) else str(tables.encode(document))
             digest = row.get("document_hash") or tables.document_hash(text)
-            encoded["document_hash"] = digest
+            row["document_hash"] = digest
             # once per batch and content; ON CONFLICT DO NOTHING keeps existing ones (and
             # restores one that retention removed meanwhile)
             self._batch.documents[digest] = text
-        for column, value in row.items():
-            if column == "document":
-                continue
-            if column in _JSON_COLUMNS:
-                encoded[column] = value if type(value) is tables.Encoded else self._json(value)
-            elif column in _TIME_COLUMNS:
-                encoded[column] = moment(value)
-            else:
-                encoded[column] = value
-        self._batch.creates[row["id"]] = encoded
+        if len(row) != len(_EXECUTION_COLUMNS):
+            row = {column: row.get(column) for column in _EXECUTION_COLUMNS}
+        for column in ("input", "output", "error", "response"):
+            value = row[column]
+            if value is not None and type(value) is not tables.Encoded:
+                row[column] = self._json(value)
+        for column in ("created_at", "lease_until", "started_at", "finished_at", "wake_at"):
+            if row[column] is not None:
+                row[column] = moment(row[column])
+        self._batch.creates[row["id"]] = row
         self._push()
 
     # --- the Journal protocol -----------------------------------------------------------------
 
     async def execution_started(self, record: ExecutionRecord) -> None:
         """Queued: mark the execution running."""
-        values = {
-            "status": "running",
-            "started_at": self._sql.moment(record.started_at),
-            "wake_at": None,
-        }
+        started = self._sql.moment(record.started_at)
         pending = self._batch.creates.get(record.execution_id)
         if pending is not None:
-            pending.update(values)
+            pending["status"] = "running"
+            pending["started_at"] = started
+            pending["wake_at"] = None
         else:
-            self._batch.starts[record.execution_id] = {"id": record.execution_id, **values}
+            self._batch.starts[record.execution_id] = {
+                "id": record.execution_id,
+                "status": "running",
+                "started_at": started,
+                "wake_at": None,
+            }
         self._push()
 
     async def node_started(
@@ -191,24 +191,22 @@ class StoreJournal:
 
     async def execution_finished(self, record: ExecutionRecord) -> None:
         """Queued: the execution's final state (committed within the group-commit window)."""
-        error, response = record.error, record.response
-        values = {
-            "status": record.status.value,
-            "nodes": None,
-            "output": self._json(record.output),
-            "error": self._json(error.model_dump()) if error is not None else None,
-            "response": self._json(response.model_dump()) if response is not None else None,
-            "finished_at": self._sql.moment(record.finished_at),
-            "duration_ms": record.duration_ms,
-            "owner": None,
-            "lease_until": None,
-            "wake_at": self._sql.moment(record.wake_at),
-        }
+        error, response, wake_at = record.error, record.response, record.wake_at
         pending = self._batch.creates.get(record.execution_id)
-        if pending is not None:
-            pending.update(values)
-        else:
-            self._batch.finishes[record.execution_id] = {"id": record.execution_id, **values}
+        values: dict[str, Any] = (
+            pending if pending is not None else {"id": record.execution_id, "nodes": None}
+        )
+        values["status"] = record.status.value
+        values["output"] = self._json(record.output)
+        values["error"] = self._json(error.model_dump()) if error is not None else None
+        values["response"] = self._json(response.model_dump()) if response is not None else None
+        values["finished_at"] = self._sql.moment(record.finished_at)
+        values["duration_ms"] = record.duration_ms
+        values["owner"] = None
+        values["lease_until"] = None
+        values["wake_at"] = self._sql.moment(wake_at) if wake_at is not None else None
+        if pending is None:
+            self._batch.finishes[record.execution_id] = values
         self._push()
         await self._pace()
 
@@ -239,10 +237,11 @@ class StoreJournal:
     def _json(self, value: Any) -> str | None:
         if value is None:
             return None
-        text = tables.encode(value)
-        if self._redact is not None:
-            return self._redact(text)
-        return str(text)
+        try:
+            text = orjson.dumps(value).decode()
+        except TypeError:
+            text = str(tables.encode(value))
+        return self._redact(text) if self._redact is not None else text
 
     def _push(self) -> None:
         if not self._oldest:

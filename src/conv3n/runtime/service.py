@@ -476,6 +476,14 @@ class Runtime:
             max_per_workflow=self.settings.retention_per_workflow or None,
         )
 
+    async def run_retention(self, *, every_s: float = 3600.0) -> None:
+        """Prune history per the retention settings now and then every `every_s` seconds,
+        until cancelled (a server runs this; each batch is its own short transaction)."""
+        while True:
+            with contextlib.suppress(Unavailable):
+                await self.prune()
+            await asyncio.sleep(every_s)
+
     async def prune(self, policy: RetentionPolicy | None = None) -> int:
         """Prune history per the policy, then give SQLite's free pages back."""
         await self.journal.flush()

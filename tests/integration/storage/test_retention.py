@@ -1,5 +1,7 @@
 """Retention: prune by age and count in batches; SQLite gives the space back."""
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -118,3 +120,32 @@ async def test_documents_are_stored_once_and_pruned_with_their_last_execution(ru
     again = await runtime.execute(plan)
     assert (await runtime.record(again.execution_id)).status == ExecutionStatus.SUCCESS
     assert await count_rows(runtime, tables.documents) == 1
+
+
+async def test_the_retention_loop_prunes_on_schedule(runtime, monkeypatch):
+    passes: asyncio.Queue[int] = asyncio.Queue()
+    prune = runtime.prune
+
+    async def counted() -> int:
+        deleted = await prune()
+        passes.put_nowait(deleted)
+        return deleted
+
+    monkeypatch.setattr(runtime, "prune", counted)
+    plan = runtime.compile(doc("w"))
+    await runtime.execute(plan)
+    await age(runtime, 30)
+    loop = asyncio.create_task(runtime.run_retention(every_s=0.01))
+    try:
+        assert await asyncio.wait_for(passes.get(), 10) == 1  # the first pass runs at once
+        await runtime.execute(plan)
+        await age(runtime, 30)
+        deleted = 0
+        while not deleted:  # the next scheduled pass takes the new old one
+            deleted = await asyncio.wait_for(passes.get(), 10)
+        assert deleted == 1
+        assert await runtime.list_executions() == []
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop

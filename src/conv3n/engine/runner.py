@@ -52,7 +52,6 @@ class Run:
     """
 
     # Slotted: one Run is built per loop item, and attribute access is on every node's path.
-    # fmt: off
     __slots__ = (
         "_cancel_delivered",
         "_cancel_requested",
@@ -89,7 +88,6 @@ class Run:
         "vars",
         "views",
     )
-    # fmt: on
 
     def __init__(
         self,

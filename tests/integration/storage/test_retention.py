@@ -127,7 +127,7 @@ async def test_the_retention_loop_prunes_on_schedule(runtime, monkeypatch):
     prune = runtime.prune
 
     async def counted() -> int:
-        deleted = await prune()
+        deleted: int = await prune()
         passes.put_nowait(deleted)
         return deleted
 

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/conv3n run examples/hello.yaml --input '{"name": "Ada"}'
+	$(BIN)/conv3n serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

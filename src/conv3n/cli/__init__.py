@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from conv3n.cli import blocks, db, executions, run, secrets, validate, workflows
+from conv3n.cli import blocks, db, executions, run, secrets, serve, validate, workflows
 
 app = typer.Typer(
     name="conv3n",
@@ -32,6 +32,7 @@ app.command("run")(run.run)
 app.command("validate")(validate.validate)
 app.command("blocks")(blocks.blocks)
 app.command("schema")(blocks.schema)
+app.command("serve")(serve.serve)
 app.add_typer(executions.app, name="executions")
 app.add_typer(workflows.app, name="workflows")
 app.add_typer(secrets.app, name="secrets")

@@ -2,6 +2,7 @@
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from conv3n.compiler import (
     MAX_DOCUMENT_BYTES,
@@ -82,3 +83,26 @@ class FileWorkflows:
             ) from None
         self._cache[path] = plan
         return plan
+
+
+def read_folder(folder: Path) -> list[tuple[Path, Workflow]]:
+    """Every workflow file (.yaml, .yml, .json) of a folder, read and validated."""
+    if not folder.is_dir():
+        raise InvalidInput(f"{folder} is not a folder")
+    paths = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+    return [(path, read_workflow(path)) for path in paths]
+
+
+def write_folder(folder: Path, documents: list[tuple[str, dict[str, Any]]]) -> list[Path]:
+    """Write documents as `<id>.yaml`, keys in the order written."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for workflow_id, document in documents:
+        path = folder / f"{workflow_id}.yaml"
+        path.write_text(
+            yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+        written.append(path)
+    return written

@@ -10,7 +10,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,8 @@ from conv3n.model import (
     Workflow,
 )
 from conv3n.model.stored import ExecutionSummary, StoredExecution, StoredWorkflow
-from conv3n.runtime import files
+from conv3n.runtime import files, leases
+from conv3n.runtime import webhooks as webhook_index
 from conv3n.runtime.settings import Settings
 from conv3n.sdk import BlockRegistry
 from conv3n.storage import (
@@ -98,6 +99,8 @@ class Runtime:
             ),
         )
         self._mine: set[str] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self.webhooks = webhook_index.WebhookIndex()
         self._documents: dict[int, tuple[Plan, dict[str, Any]]] = {}
         self._renewer: asyncio.Task[None] | None = None
 
@@ -122,10 +125,13 @@ class Runtime:
             raise Unavailable("the database schema is not up to date: run `conv3n db upgrade`")
         await self._load_secrets()
         await self.journal.start()
+        await self.refresh_triggers()
         self._renewer = asyncio.create_task(self._renew_leases(), name="conv3n-lease-renewer")
 
     async def close(self) -> None:
-        """Wait for background children, flush the journal, close the pool."""
+        """Wait for background executions and children, flush the journal, close the pool."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         await self.engine.aclose()
         if self._renewer is not None:
             self._renewer.cancel()
@@ -202,7 +208,7 @@ class Runtime:
     async def import_folder(self, folder: Path) -> list[StoredWorkflow]:
         """Store every `*.yaml`/`*.yml`/`*.json` workflow of a folder (id from the document,
         else the file name); a file whose document is unchanged adds no version."""
-        loaded = await asyncio.to_thread(_read_folder, folder)
+        loaded = await asyncio.to_thread(files.read_folder, folder)
         stored = []
         for path, workflow in loaded:
             try:
@@ -219,7 +225,7 @@ class Runtime:
         while page := await workflows.list_page(self.db, after=after, limit=200):
             documents.extend((item.id, item.workflow.to_document()) for item in page)
             after = page[-1].id
-        return await asyncio.to_thread(_write_folder, folder, documents)
+        return await asyncio.to_thread(files.write_folder, folder, documents)
 
     # --- executions ---------------------------------------------------------------------------
 
@@ -233,13 +239,14 @@ class Runtime:
         idempotency_key: str | None = None,
         prior: Mapping[str, NodeRecord] | None = None,
         parent_id: str | None = None,
+        execution_id: str | None = None,
     ) -> ExecutionRecord:
         """Store a new execution of `plan` and run it to the end.
 
         With an `idempotency_key` seen before, the earlier execution's record is returned
         (waiting for it if it is still running here) and nothing new starts.
         """
-        execution_id = new_execution_id()
+        execution_id = execution_id or new_execution_id()
         row = {
             "id": execution_id,
             "workflow_id": plan.workflow_id,
@@ -321,6 +328,39 @@ class Runtime:
         plan = files.compile_file(path, self.registry)
         return await self.execute(plan, input, idempotency_key=idempotency_key)
 
+    async def start_workflow(
+        self,
+        workflow_id: str,
+        input: JSON = None,
+        *,
+        mode: str = "manual",
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Start a stored workflow without waiting; its execution id (stored before return)."""
+        stored = await workflows.get(self.db, workflow_id)
+        plan = self.compile(stored.workflow)
+        if idempotency_key is not None:
+            existing = await executions.find_by_idempotency_key(self.db, idempotency_key)
+            if existing is not None:
+                return existing
+        execution_id = new_execution_id()
+        task = asyncio.create_task(
+            self.execute(
+                plan,
+                input,
+                mode=mode,
+                workflow_version=stored.version,
+                idempotency_key=idempotency_key,
+                execution_id=execution_id,
+            ),
+            name=f"execution:{execution_id}",
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        await asyncio.sleep(0)  # let it queue its row before the caller answers
+        await self.journal.flush()
+        return execution_id
+
     async def run_workflow(
         self,
         workflow_id: str,
@@ -358,7 +398,7 @@ class Runtime:
         for item, owner, lease_until in await executions.unfinished(self.db):
             if item.execution_id in self._mine:
                 continue  # this process runs it
-            dead = owner if owner and _owner_is_dead(owner) else None
+            dead = owner if owner and leases.owner_is_dead(owner) else None
             if owner and not dead and lease_until is not None and lease_until >= now:
                 continue  # a live process runs it
             if await executions.claim(
@@ -373,6 +413,48 @@ class Runtime:
         if not claimed:
             return []
         return list(await asyncio.gather(*(self._resume(item) for item in claimed)))
+
+    async def resume_now(self, execution_id: str) -> ExecutionRecord:
+        """Resume one `waiting` execution at once, even before its timer is due.
+
+        Raises:
+            Conflict: the execution is not waiting.
+        """
+        await self.journal.flush()
+        item = await executions.get_stored(self.db, execution_id)
+        if item.status is not ExecutionStatus.WAITING:
+            raise Conflict(f"execution {execution_id} is {item.status.value}, not waiting")
+        now = datetime.now(UTC)
+        claimed = await executions.claim(
+            self.db, execution_id, owner=self.instance, until=self._lease_until(), now=now
+        )
+        if not claimed:
+            raise Conflict(f"execution {execution_id} is being resumed elsewhere")
+        prior = await executions.node_records(self.db, execution_id)
+        early = self.engine.clock.now().isoformat()
+        for record in prior.values():
+            # a parked node's deadline becomes now, so its wait ends at once
+            if record.status is NodeStatus.RUNNING and isinstance(record.data, dict):
+                record.data = {k: early if k.startswith("$") else v for k, v in record.data.items()}
+        plan = compile_document(item.document, self.registry, source=item.source)
+        return await self._run(
+            plan, item.input, execution_id=execution_id, mode=item.mode, prior=prior
+        )
+
+    # --- triggers -------------------------------------------------------------------------------
+
+    async def refresh_triggers(self) -> None:
+        """Rebuild the index of webhook triggers of active workflows."""
+        active: list[tuple[str, Workflow]] = []
+        after: str | None = None
+        while page := await workflows.list_page(self.db, after=after, limit=500, active=True):
+            active.extend((item.id, item.workflow) for item in page)
+            after = page[-1].id
+        self.webhooks.rebuild(active)
+
+    def webhook_for(self, path: str, method: str) -> tuple[str, dict[str, Any]] | None:
+        """(workflow id, trigger) of the active webhook trigger for this path and method."""
+        return self.webhooks.find(path, method)
 
     async def resume_due(self) -> list[ExecutionRecord]:
         """Resume every `waiting` execution whose timer is due (a parked std/delay)."""
@@ -493,33 +575,6 @@ class Runtime:
         return deleted
 
 
-def _owner_is_dead(owner: str) -> bool:
-    """Whether a lease owner (`host:pid:random`) is a process of this host that has exited."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """A killed child not yet reaped by its parent still answers kill(pid, 0)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _keeps(record: NodeRecord) -> bool:
     """A stored result a retry or fork reuses instead of re-running."""
     if record.status is NodeStatus.SUCCESS:
@@ -537,29 +592,3 @@ def _downstream(plan: Plan, node_id: str) -> set[str]:
                 seen.add(child)
                 stack.append(child)
     return {plan.nodes[i].id for i in seen}
-
-
-def summaries_as_json(items: Iterable[ExecutionSummary]) -> list[dict[str, Any]]:
-    """Listings as JSON-ready dicts."""
-    return [item.model_dump(mode="json") for item in items]
-
-
-def _read_folder(folder: Path) -> list[tuple[Path, Workflow]]:
-    if not folder.is_dir():
-        raise InvalidInput(f"{folder} is not a folder")
-    paths = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
-    return [(path, files.read_workflow(path)) for path in paths]
-
-
-def _write_folder(folder: Path, documents: list[tuple[str, dict[str, Any]]]) -> list[Path]:
-    import yaml
-
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for workflow_id, document in documents:
-        path = folder / f"{workflow_id}.yaml"
-        path.write_text(
-            yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8"
-        )
-        written.append(path)
-    return written

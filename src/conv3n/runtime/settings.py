@@ -29,6 +29,8 @@ class Settings:
         lease_seconds: how long a process's claim on a running execution lasts unrenewed.
         park_after_seconds: a std/delay longer than this parks a stored execution as
             `waiting` (resumed when due, even after a restart) instead of waiting in memory.
+        host, port: where `conv3n serve` listens.
+        api_token: when set, /api/* needs `Authorization: Bearer <token>`.
     """
 
     data_dir: Path = Path(".conv3n")
@@ -41,6 +43,9 @@ class Settings:
     retention_per_workflow: int = 10_000
     lease_seconds: float = 30
     park_after_seconds: float = 30
+    host: str = "127.0.0.1"
+    port: int = 5680
+    api_token: str | None = field(default=None, repr=False)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -63,6 +68,9 @@ class Settings:
             "retention_per_workflow": _number(env, "CONV3N_RETENTION_PER_WORKFLOW", 10_000, 0),
             "lease_seconds": _number(env, "CONV3N_LEASE_SECONDS", 30, 1, kind=float),
             "park_after_seconds": _number(env, "CONV3N_PARK_AFTER_SECONDS", 30, 0, kind=float),
+            "host": env.get("CONV3N_HOST") or "127.0.0.1",
+            "port": _number(env, "CONV3N_PORT", 5680, 0),
+            "api_token": env.get("CONV3N_API_TOKEN") or None,
             "environ": env,
         }
         values.update(overrides)

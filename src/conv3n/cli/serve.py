@@ -1,0 +1,99 @@
+"""`conv3n serve`: the HTTP API and webhooks on uvicorn, with storage, timers and retention."""
+
+import asyncio
+import contextlib
+import ipaddress
+from typing import TYPE_CHECKING
+
+import typer
+
+from conv3n.cli import output
+from conv3n.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from conv3n.runtime import Settings
+
+
+def serve(
+    host: str | None = typer.Option(
+        None, help="Interface to listen on (CONV3N_HOST).", metavar="HOST"
+    ),
+    port: int | None = typer.Option(
+        None, min=0, max=65535, help="Port (CONV3N_PORT, 5680).", metavar="PORT"
+    ),
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json), webhooks and /health.
+
+    Executions are stored in CONV3N_DATA_DIR (SQLite) or CONV3N_DATABASE_URL; executions a
+    crash interrupted are resumed at start, and parked ones when they are due. A host other
+    than loopback needs CONV3N_API_TOKEN.
+
+    Example:
+
+    ```
+    conv3n serve --port 5680
+    curl -s localhost:5680/health
+    ```
+    """
+    from conv3n.runtime import Settings
+
+    settings = Settings.from_env()
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if overrides:
+        settings = Settings.from_env(dict(settings.environ), **overrides)
+    if not _is_loopback(settings.host) and not settings.api_token:
+        raise InvalidInput(
+            f"refusing to listen on {settings.host} without CONV3N_API_TOKEN: set a token, "
+            "or listen on 127.0.0.1"
+        )
+    asyncio.run(_serve(settings))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _serve(settings: "Settings") -> None:
+    import uvicorn
+
+    from conv3n.api import create_app
+    from conv3n.runtime.service import Runtime
+
+    async with Runtime(settings) as runtime:
+        app = create_app(runtime, api_token=settings.api_token)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            loop="none",
+            lifespan="off",
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+        background = [
+            asyncio.create_task(runtime.resume_interrupted(), name="resume-interrupted"),
+            asyncio.create_task(runtime.run_timers(), name="timers"),
+            asyncio.create_task(runtime.run_retention(), name="retention"),
+        ]
+        output.console(stderr=True).print(
+            f"conv3n listening on http://{settings.host}:{settings.port} "
+            f"(data: {settings.database.split('///')[-1]})"
+        )
+        try:
+            await server.serve()
+        finally:
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

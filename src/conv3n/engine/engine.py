@@ -15,7 +15,7 @@ from conv3n.engine.clock import Clock, SystemClock
 from conv3n.engine.journal import Journal, NullJournal
 from conv3n.engine.redact import Redactor
 from conv3n.engine.runner import Run
-from conv3n.errors import BlockError
+from conv3n.errors import BlockError, SecretNotFound
 from conv3n.model import JSON, ExecutionRecord, ExecutionStatus, NodeRecord
 
 if TYPE_CHECKING:
@@ -126,6 +126,17 @@ class Engine:
             return await run.execute()
         finally:
             self._running.pop(run.execution_id, None)
+
+    async def secrets_value(self, name: str) -> str:
+        """A stored secret's value (for triggers that reference one by name).
+
+        Raises:
+            SecretNotFound: no secret has this name.
+        """
+        value = self.secrets.get(name)
+        if value is None:
+            raise SecretNotFound(f"no secret named {name!r}", details={"name": name})
+        return value
 
     def cancel(self, execution_id: str) -> bool:
         """Cancel a running execution; False if it is not running here."""

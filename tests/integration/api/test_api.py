@@ -262,3 +262,61 @@ async def test_token_guards_the_api_but_not_health_or_webhooks(runtime):
         assert (await http.get("/api/blocks", headers=wrong)).status_code == 401
         right = {"Authorization": "Bearer s3cret-token"}
         assert (await http.get("/api/blocks", headers=right)).status_code == 200
+
+
+async def test_signed_webhooks_refuse_bad_signatures_without_an_execution(client, runtime):
+    import time
+
+    from conv3n.api import signatures
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    flow = {
+        **GREET,
+        "id": "signed",
+        "triggers": [{"type": "webhook", "path": "signed", "secret": secret}],
+    }
+    await client.post("/api/workflows", json=flow)
+    await client.post("/api/workflows/signed/activate")
+    body = b'{"name": "Ada"}'
+    now = int(time.time())
+    good = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(now),
+        "webhook-signature": signatures.sign(secret, "msg_1", now, body),
+        "content-type": "application/json",
+    }
+    assert (await client.post("/webhook/signed", content=body, headers=good)).status_code == 200
+    for bad in (
+        {**good, "webhook-signature": "v1,AAAA"},
+        {"content-type": "application/json"},
+        {**good, "webhook-timestamp": str(now - 3600)},
+    ):
+        refused = await client.post("/webhook/signed", content=body, headers=bad)
+        assert refused.status_code == 401
+    listed = (await client.get("/api/executions")).json()["items"]
+    assert len(listed) == 1
+
+
+async def test_a_webhook_secret_may_name_a_stored_secret(client, runtime):
+    import time
+
+    from conv3n.api import signatures
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    flow = {
+        **GREET,
+        "id": "named",
+        "triggers": [{"type": "webhook", "path": "named", "secret": "hook_key"}],
+    }
+    await client.post("/api/workflows", json=flow)
+    await client.post("/api/workflows/named/activate")
+    now = int(time.time())
+    signed = {
+        "webhook-id": "m",
+        "webhook-timestamp": str(now),
+        "webhook-signature": signatures.sign(secret, "m", now, b"{}"),
+    }
+    unset = await client.post("/webhook/named", content=b"{}", headers=signed)
+    assert unset.status_code == 401
+    await client.put("/api/secrets/hook_key", json={"value": secret})
+    assert (await client.post("/webhook/named", content=b"{}", headers=signed)).status_code == 200

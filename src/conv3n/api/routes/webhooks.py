@@ -6,7 +6,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from conv3n.errors import InvalidInput, NotFound
+from conv3n.api import signatures
+from conv3n.errors import InvalidInput, NotFound, SecretNotFound, Unauthorized
 from conv3n.runtime.service import Runtime
 
 router = APIRouter(tags=["webhooks"])
@@ -24,6 +25,14 @@ async def webhook(request: Request, path: str) -> Response:
     workflow_id, trigger = target
     limit = int(trigger.get("max_body_bytes") or DEFAULT_MAX_BODY)
     raw = await _read_body(request, limit)
+    secret = trigger.get("secret")
+    if isinstance(secret, str) and secret:
+        if not secret.startswith("whsec_"):  # the name of a stored secret
+            try:
+                secret = await runtime.engine.secrets_value(secret)
+            except SecretNotFound:
+                raise Unauthorized("the webhook's secret is not configured") from None
+        signatures.verify(secret, request.headers, raw)
     payload = {
         "method": request.method,
         "path": path,

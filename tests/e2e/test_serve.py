@@ -69,6 +69,10 @@ def test_serve_runs_workflows_and_webhooks_then_stops_on_sigterm(server):
     assert reply.json() == {"got": {"n": 1}}
     listed = httpx.get(f"{url}/api/executions").json()["items"]
     assert [e["mode"] for e in listed] == ["webhook"]
+    assert (
+        'conv3n_executions_total{mode="webhook",status="success"} 1.0'
+        in httpx.get(f"{url}/metrics").text
+    )
     proc.send_signal(signal.SIGTERM)
     # uvicorn shuts down gracefully, then re-raises the signal (a clean stop for systemd)
     assert proc.wait(timeout=20) in (0, -signal.SIGTERM)

@@ -66,9 +66,10 @@ async def _serve(settings: "Settings") -> None:
     import uvicorn
 
     from conv3n.api import create_app
+    from conv3n.observability import Metrics
     from conv3n.runtime.service import Runtime
 
-    async with Runtime(settings) as runtime:
+    async with Runtime(settings, metrics=Metrics()) as runtime:
         app = create_app(runtime, api_token=settings.api_token)
         config = uvicorn.Config(
             app,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from conv3n.compiler import Plan, compile_document, compile_workflow
-from conv3n.engine import Clock, Engine, EngineOptions, new_execution_id
+from conv3n.engine import Clock, Engine, EngineOptions, Journal, Journals, new_execution_id
 from conv3n.engine.redact import Redactor
 from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid, WorkflowNotFound
 from conv3n.model import (
@@ -29,6 +29,7 @@ from conv3n.model import (
     Workflow,
 )
 from conv3n.model.stored import ExecutionSummary, StoredExecution, StoredWorkflow
+from conv3n.observability import Metrics
 from conv3n.runtime import files, leases
 from conv3n.runtime import webhooks as webhook_index
 from conv3n.runtime.settings import Settings
@@ -75,6 +76,7 @@ class Runtime:
         *,
         registry: BlockRegistry | None = None,
         clock: Clock | None = None,
+        metrics: "Metrics | None" = None,
     ):
         self.settings = settings or Settings.from_env()
         self.registry = registry or BlockRegistry.discover()
@@ -86,8 +88,10 @@ class Runtime:
         self.journal = StoreJournal(
             self.db, max_result_bytes=self.settings.max_result_bytes, redact=self._redactor.text
         )
+        self.metrics = metrics
+        journal: Journal = self.journal if metrics is None else Journals([self.journal, metrics])
         self.engine = Engine(
-            journal=self.journal,
+            journal=journal,
             secrets=self._secrets,
             redactor=self._redactor,
             workflows=StoredWorkflows(self),

@@ -1,11 +1,22 @@
 """GET /health: the process answers and its database is reachable."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from conv3n import __version__
+from conv3n.errors import NotFound
 
 router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus text format (404 when the server runs without metrics)."""
+    collected = request.app.state.runtime.metrics
+    if collected is None:
+        raise NotFound("metrics are not collected by this process")
+    body, content_type = collected.render()
+    return Response(body, media_type=content_type)
 
 
 @router.get("/health")

@@ -1,13 +1,14 @@
 """ANY /webhook/{path}: starts the active workflow whose webhook trigger has this path."""
 
 import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from conv3n.api import signatures
-from conv3n.errors import InvalidInput, NotFound, SecretNotFound, Unauthorized
+from conv3n.errors import Conv3nError, InvalidInput, NotFound, SecretNotFound, Unauthorized
 from conv3n.runtime.service import Runtime
 
 router = APIRouter(tags=["webhooks"])
@@ -19,6 +20,21 @@ async def webhook(request: Request, path: str) -> Response:
     """Run the workflow; sync: its std/respond response or 200 with its output (500 with
     `{error, execution_id}` on failure); async: 202 `{execution_id}`."""
     runtime: Runtime = request.app.state.runtime
+    started = time.perf_counter()
+    code = 500
+    try:
+        response = await _handle(runtime, request, path)
+        code = response.status_code
+        return response
+    except Conv3nError as exc:
+        code = exc.http_status
+        raise
+    finally:
+        if runtime.metrics is not None:
+            runtime.metrics.webhook_seconds.labels(str(code)).observe(time.perf_counter() - started)
+
+
+async def _handle(runtime: Runtime, request: Request, path: str) -> Response:
     target = runtime.webhook_for(path, request.method)
     if target is None:
         raise NotFound(f"no active workflow listens on {request.method} /webhook/{path}")
@@ -40,6 +56,8 @@ async def webhook(request: Request, path: str) -> Response:
         "query": dict(request.query_params),
         "body": _decode(raw, request.headers.get("content-type", "")),
     }
+    if runtime.metrics is not None:
+        runtime.metrics.trigger_fires.labels("webhook").inc()
     if trigger.get("response") == "async":
         execution_id = await runtime.start_workflow(workflow_id, payload, mode="webhook")
         return JSONResponse({"execution_id": execution_id}, 202)

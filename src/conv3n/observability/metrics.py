@@ -1,0 +1,89 @@
+"""`Metrics`: Prometheus counters and histograms, fed as a Journal by the engine.
+
+One registry per process (not prometheus-client's global one), so tests and several
+Runtimes stay apart. It implements the engine's Journal protocol structurally: the runtime
+fans events out to storage and to this.
+"""
+
+from datetime import datetime
+
+from conv3n.model import ErrorInfo, ExecutionRecord, NodeRecord
+
+_NODE_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120)
+_WEBHOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
+
+
+class Metrics:
+    """Executions by status, node durations, running executions, retries, webhook latency."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.executions = Counter(
+            "conv3n_executions",
+            "Finished executions by status and mode.",
+            ["status", "mode"],
+            registry=self.registry,
+        )
+        self.running = Gauge(
+            "conv3n_executions_running",
+            "Executions running in this process.",
+            registry=self.registry,
+        )
+        self.node_seconds = Histogram(
+            "conv3n_node_duration_seconds",
+            "Node durations (all attempts) by status.",
+            ["status"],
+            buckets=_NODE_BUCKETS,
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "conv3n_node_retries", "Failed attempts that were retried.", registry=self.registry
+        )
+        self.webhook_seconds = Histogram(
+            "conv3n_webhook_duration_seconds",
+            "Webhook request handling time by status code.",
+            ["code"],
+            buckets=_WEBHOOK_BUCKETS,
+            registry=self.registry,
+        )
+        self.trigger_fires = Counter(
+            "conv3n_trigger_fires",
+            "Executions started by triggers.",
+            ["type"],
+            registry=self.registry,
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    # --- the Journal protocol -----------------------------------------------------------------
+
+    async def execution_started(self, record: ExecutionRecord) -> None:
+        """One more running execution."""
+        self.running.inc()
+
+    async def node_started(
+        self, execution_id: str, node_id: str, attempt: int, started_at: datetime
+    ) -> None:
+        """Nothing to count."""
+
+    async def attempt_failed(
+        self, execution_id: str, node_id: str, attempt: int, error: ErrorInfo, retry_in_s: float
+    ) -> None:
+        """A retry."""
+        self.retries.inc()
+
+    async def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
+        """A node's duration."""
+        if record.duration_ms is not None:
+            self.node_seconds.labels(record.status.value).observe(record.duration_ms / 1000)
+
+    async def execution_finished(self, record: ExecutionRecord) -> None:
+        """One finished (or parked) execution by status."""
+        self.running.dec()
+        self.executions.labels(record.status.value, record.mode).inc()

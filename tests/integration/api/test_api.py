@@ -320,3 +320,46 @@ async def test_a_webhook_secret_may_name_a_stored_secret(client, runtime):
     assert unset.status_code == 401
     await client.put("/api/secrets/hook_key", json={"value": secret})
     assert (await client.post("/webhook/named", content=b"{}", headers=signed)).status_code == 200
+
+
+async def test_a_redelivered_webhook_gets_the_first_answer_without_a_second_run(client):
+    await client.post("/api/workflows", json=GREET)
+    await client.post("/api/workflows/greet/activate")
+    delivery = {"webhook-id": "msg_42"}
+    first = await client.post("/webhook/hello", json={"name": "Ada"}, headers=delivery)
+    again = await client.post("/webhook/hello", json={"name": "Bob"}, headers=delivery)
+    other = await client.post("/webhook/hello", json={"name": "Cy"}, headers={"webhook-id": "m2"})
+    assert first.json() == again.json() == {"hi": "Ada"}
+    assert other.json() == {"hi": "Cy"}
+    listed = (await client.get("/api/executions")).json()["items"]
+    assert len(listed) == 2
+
+
+async def test_a_redelivered_async_webhook_answers_with_the_same_execution(client, runtime):
+    flow = {
+        **GREET,
+        "id": "later",
+        "triggers": [{"type": "webhook", "path": "later", "response": "async"}],
+    }
+    await client.post("/api/workflows", json=flow)
+    await client.post("/api/workflows/later/activate")
+    delivery = {"webhook-id": "msg_7"}
+    first = await client.post("/webhook/later", json={"name": "A"}, headers=delivery)
+    again = await client.post("/webhook/later", json={"name": "B"}, headers=delivery)
+    assert first.status_code == again.status_code == 202
+    assert first.json()["execution_id"] == again.json()["execution_id"]
+
+
+async def test_an_async_webhook_is_stored_before_its_202(client, runtime):
+    from conv3n.storage import executions
+
+    flow = {
+        **GREET,
+        "id": "kept",
+        "triggers": [{"type": "webhook", "path": "kept", "response": "async"}],
+    }
+    await client.post("/api/workflows", json=flow)
+    await client.post("/api/workflows/kept/activate")
+    accepted = await client.post("/webhook/kept", json={"name": "Q"})
+    stored = await executions.get_stored(runtime.db, accepted.json()["execution_id"])
+    assert stored.input["body"] == {"name": "Q"}

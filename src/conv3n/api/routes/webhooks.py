@@ -56,12 +56,20 @@ async def _handle(runtime: Runtime, request: Request, path: str) -> Response:
         "query": dict(request.query_params),
         "body": _decode(raw, request.headers.get("content-type", "")),
     }
+    # a redelivery (same webhook-id) gets the first delivery's answer, not a second execution
+    delivery = request.headers.get("webhook-id")
+    key = f"webhook:{workflow_id}:{delivery}" if delivery else None
     if runtime.metrics is not None:
         runtime.metrics.trigger_fires.labels("webhook").inc()
     if trigger.get("response") == "async":
-        execution_id = await runtime.start_workflow(workflow_id, payload, mode="webhook")
+        execution_id = await runtime.start_workflow(
+            workflow_id, payload, mode="webhook", idempotency_key=key
+        )
         return JSONResponse({"execution_id": execution_id}, 202)
-    record = await runtime.run_workflow(workflow_id, payload, mode="webhook")
+    record = await runtime.run_workflow(workflow_id, payload, mode="webhook", idempotency_key=key)
+    if not record.status.is_final and record.status.value != "waiting":
+        # the first delivery is still running: tell the sender it is being handled
+        return JSONResponse({"execution_id": record.execution_id}, 202)
     if record.response is not None:
         response = record.response
         body = response.body

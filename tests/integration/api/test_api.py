@@ -362,4 +362,5 @@ async def test_an_async_webhook_is_stored_before_its_202(client, runtime):
     await client.post("/api/workflows/kept/activate")
     accepted = await client.post("/webhook/kept", json={"name": "Q"})
     stored = await executions.get_stored(runtime.db, accepted.json()["execution_id"])
+    assert isinstance(stored.input, dict)
     assert stored.input["body"] == {"name": "Q"}

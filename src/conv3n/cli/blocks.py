@@ -26,18 +26,9 @@ def blocks(
 
     registry = BlockRegistry.discover()
     if as_json:
-        output.print_json(
-            [
-                {
-                    "type": name,
-                    "description": spec.description,
-                    "ports": list(spec.ports),
-                    "dynamic_ports": spec.ports_from_config is not None,
-                    "config_schema": spec.json_schema(),
-                }
-                for name, spec in registry
-            ]
-        )
+        from conv3n.runtime import describe_blocks
+
+        output.print_json(describe_blocks(registry))
         return
     from rich.table import Table
 

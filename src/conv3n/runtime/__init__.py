@@ -3,6 +3,7 @@
 from conv3n.runtime.files import FileWorkflows, compile_file, read_workflow
 from conv3n.runtime.runtime import (
     compile_document,
+    describe_blocks,
     make_engine,
     run_file,
     run_plan,
@@ -15,6 +16,7 @@ __all__ = [
     "Settings",
     "compile_document",
     "compile_file",
+    "describe_blocks",
     "make_engine",
     "read_workflow",
     "run_file",

@@ -4,6 +4,7 @@ The composition root: the only code that knows every part and wires them togethe
 """
 
 from pathlib import Path
+from typing import Any
 
 from conv3n import compiler
 from conv3n.compiler import Plan
@@ -72,3 +73,18 @@ def compile_document(document: JSON, registry: BlockRegistry) -> Plan:
         WorkflowInvalid: every problem of the document, each with its place.
     """
     return compiler.compile_document(document, registry)
+
+
+def describe_blocks(registry: BlockRegistry) -> list[dict[str, Any]]:
+    """Every block type with its description, ports and config JSON Schema (for
+    `conv3n blocks --json`, GET /api/blocks and the editor)."""
+    return [
+        {
+            "type": name,
+            "description": spec.description,
+            "ports": list(spec.ports),
+            "dynamic_ports": spec.ports_from_config is not None,
+            "config_schema": spec.json_schema(),
+        }
+        for name, spec in registry
+    ]

@@ -117,16 +117,24 @@ async def find_by_idempotency_key(db: Database, key: str) -> str | None:
 
 async def node_records(db: Database, execution_id: str) -> dict[str, NodeRecord]:
     """The stored final record of each node, large results included."""
+    async with db.read() as conn:
+        blob = (await conn.execute(select(_E.c.nodes).where(_E.c.id == execution_id))).first()
+        return await _merged_nodes(conn, execution_id, blob[0] if blob else None, full=True)
+
+
+async def _merged_nodes(
+    conn: AsyncConnection, execution_id: str, blob: Any, *, full: bool
+) -> dict[str, NodeRecord]:
+    """Node records of an execution: those kept as one value on its row, then its
+    node_results rows (with side-table results, or a marker unless `full`)."""
     query = (
         select(_N, _L.c.data.label("large"))
         .outerjoin(_L, and_(_L.c.execution_id == _N.c.execution_id, _L.c.node_id == _N.c.node_id))
         .where(_N.c.execution_id == execution_id)
     )
-    async with db.read() as conn:
-        blob = (await conn.execute(select(_E.c.nodes).where(_E.c.id == execution_id))).first()
-        rows = (await conn.execute(query)).all()
-    records = _blob_records(blob[0] if blob else None)
-    records.update({row.node_id: _node_record(row._mapping, full=True) for row in rows})
+    records = _blob_records(blob)
+    for row in (await conn.execute(query)).all():
+        records[row.node_id] = _node_record(row._mapping, full=full)
     return records
 
 
@@ -185,18 +193,9 @@ async def get_record(db: Database, execution_id: str, *, full: bool = True) -> E
     """
     async with db.read() as conn:
         row = await _execution_row(conn, execution_id)
-        query = (
-            select(_N, _L.c.data.label("large"))
-            .outerjoin(
-                _L, and_(_L.c.execution_id == _N.c.execution_id, _L.c.node_id == _N.c.node_id)
-            )
-            .where(_N.c.execution_id == execution_id)
-        )
-        nodes = (await conn.execute(query)).all()
-    e = row._mapping
+        e = row._mapping
+        records = await _merged_nodes(conn, execution_id, e["nodes"], full=full)
     order = _document_order(e["document"])
-    records = _blob_records(e["nodes"])
-    records.update({n.node_id: _node_record(n._mapping, full=full) for n in nodes})
     ordered = {k: records[k] for k in sorted(records, key=lambda k: order.get(k, len(order)))}
     return ExecutionRecord(
         execution_id=e["id"],
@@ -210,6 +209,7 @@ async def get_record(db: Database, execution_id: str, *, full: bool = True) -> E
         output=e["output"],
         error=ErrorInfo.model_validate(e["error"]) if e["error"] else None,
         response=WebhookResponse.model_validate(e["response"]) if e["response"] else None,
+        wake_at=e["wake_at"],
         nodes=ordered,
     )
 

@@ -391,6 +391,7 @@ async def test_a_long_delay_parks_the_execution_and_a_restart_resumes_it_when_du
         assert "b" not in parked.nodes
         stored = await first.record(parked.execution_id)
         assert stored.status == ExecutionStatus.WAITING
+        assert stored.wake_at == parked.wake_at
         assert await first.resume_due() == []  # not due yet
     assert CALLS == {"a": 1}
 

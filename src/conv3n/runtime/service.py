@@ -106,6 +106,7 @@ class Runtime:
         self._background: set[asyncio.Task[Any]] = set()
         self.webhooks = webhook_index.WebhookIndex()
         self._documents: dict[int, tuple[Plan, dict[str, Any]]] = {}
+        self._plans: dict[tuple[str, int, datetime], Plan] = {}
         self._renewer: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -341,8 +342,7 @@ class Runtime:
         idempotency_key: str | None = None,
     ) -> str:
         """Start a stored workflow without waiting; its execution id (stored before return)."""
-        stored = await workflows.get(self.db, workflow_id)
-        plan = self.compile(stored.workflow)
+        plan, version = await self._latest_plan(workflow_id)
         if idempotency_key is not None:
             existing = await executions.find_by_idempotency_key(self.db, idempotency_key)
             if existing is not None:
@@ -353,7 +353,7 @@ class Runtime:
                 plan,
                 input,
                 mode=mode,
-                workflow_version=stored.version,
+                workflow_version=version,
                 idempotency_key=idempotency_key,
                 execution_id=execution_id,
             ),
@@ -365,6 +365,19 @@ class Runtime:
         await self.journal.flush()
         return execution_id
 
+    async def _latest_plan(self, workflow_id: str) -> tuple[Plan, int]:
+        """The compiled latest version of a stored workflow. Versions never change, so each is
+        compiled once; the database is still asked which version is the latest. The creation
+        time is part of the key: a deleted and re-created workflow starts at version 1 again."""
+        stored = await workflows.get(self.db, workflow_id)
+        key = (workflow_id, stored.version, stored.created_at)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= 1000:
+                self._plans.clear()
+            plan = self._plans[key] = self.compile(stored.workflow)
+        return plan, stored.version
+
     async def run_workflow(
         self,
         workflow_id: str,
@@ -374,10 +387,9 @@ class Runtime:
         idempotency_key: str | None = None,
     ) -> ExecutionRecord:
         """Run a stored workflow at its latest version."""
-        stored = await workflows.get(self.db, workflow_id)
-        plan = self.compile(stored.workflow)
+        plan, version = await self._latest_plan(workflow_id)
         return await self.execute(
-            plan, input, mode=mode, workflow_version=stored.version, idempotency_key=idempotency_key
+            plan, input, mode=mode, workflow_version=version, idempotency_key=idempotency_key
         )
 
     async def record(self, execution_id: str, *, full: bool = True) -> ExecutionRecord:

@@ -364,3 +364,16 @@ async def test_an_async_webhook_is_stored_before_its_202(client, runtime):
     stored = await executions.get_stored(runtime.db, accepted.json()["execution_id"])
     assert isinstance(stored.input, dict)
     assert stored.input["body"] == {"name": "Q"}
+
+
+async def test_a_re_created_workflow_runs_its_new_document(client):
+    await client.post("/api/workflows", json=GREET)
+    await client.post("/api/workflows/greet/run", json={"input": {"body": {"name": "A"}}})
+    await client.delete("/api/workflows/greet")
+    other = {
+        **GREET,
+        "nodes": [{"id": "shape", "type": "std/transform", "config": {"template": "new"}}],
+    }
+    await client.post("/api/workflows", json=other)
+    reply = await client.post("/api/workflows/greet/run", json={"input": {}})
+    assert reply.json()["output"] == "new"

@@ -111,19 +111,20 @@ async def run_workflow(
     return record.model_dump(mode="json")
 
 
+async def _set_active(request: Request, workflow_id: str, active: bool) -> dict[str, Any]:
+    runtime = _runtime(request)
+    await workflows.set_active(runtime.db, workflow_id, active)
+    await runtime.refresh_triggers()
+    return {"id": workflow_id, "active": active}
+
+
 @router.post("/workflows/{workflow_id}/activate")
 async def activate(request: Request, workflow_id: str) -> dict[str, Any]:
     """Start the workflow's triggers."""
-    runtime = _runtime(request)
-    await workflows.set_active(runtime.db, workflow_id, True)
-    await runtime.refresh_triggers()
-    return {"id": workflow_id, "active": True}
+    return await _set_active(request, workflow_id, True)
 
 
 @router.post("/workflows/{workflow_id}/deactivate")
 async def deactivate(request: Request, workflow_id: str) -> dict[str, Any]:
     """Stop the workflow's triggers."""
-    runtime = _runtime(request)
-    await workflows.set_active(runtime.db, workflow_id, False)
-    await runtime.refresh_triggers()
-    return {"id": workflow_id, "active": False}
+    return await _set_active(request, workflow_id, False)

@@ -30,7 +30,7 @@ from conv3n.model import (
 )
 from conv3n.model.stored import ExecutionSummary, StoredExecution, StoredWorkflow
 from conv3n.observability import Metrics
-from conv3n.runtime import files, leases
+from conv3n.runtime import files, leases, reruns
 from conv3n.runtime import webhooks as webhook_index
 from conv3n.runtime.settings import Settings
 from conv3n.sdk import BlockRegistry
@@ -520,7 +520,7 @@ class Runtime:
                 "cancelled executions can be retried"
             )
         records = await executions.node_records(self.db, execution_id)
-        prior = {k: r for k, r in records.items() if _keeps(r)}
+        prior = {k: r for k, r in records.items() if reruns.reusable(r)}
         plan = compile_document(stored.document, self.registry, source=stored.source)
         return await self.execute(
             plan,
@@ -553,9 +553,9 @@ class Runtime:
             raise InvalidInput(
                 f"node {node_id!r} is not in the workflow", details={"node": node_id}
             )
-        rerun = _downstream(plan, node_id)
+        rerun = reruns.downstream(plan, node_id)
         records = await executions.node_records(self.db, execution_id)
-        prior = {k: r for k, r in records.items() if k not in rerun and _keeps(r)}
+        prior = {k: r for k, r in records.items() if k not in rerun and reruns.reusable(r)}
         return await self.execute(
             plan,
             stored.input,
@@ -589,22 +589,3 @@ class Runtime:
         if deleted:
             await retention.reclaim_space(self.db)
         return deleted
-
-
-def _keeps(record: NodeRecord) -> bool:
-    """A stored result a retry or fork reuses instead of re-running."""
-    if record.status is NodeStatus.SUCCESS:
-        return True
-    return record.status is NodeStatus.ERROR and bool(record.ports)
-
-
-def _downstream(plan: Plan, node_id: str) -> set[str]:
-    """`node_id` and every node reachable from it."""
-    seen = {plan.by_id[node_id]}
-    stack = [plan.by_id[node_id]]
-    while stack:
-        for child in plan.nodes[stack.pop()].successors:
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return {plan.nodes[i].id for i in seen}

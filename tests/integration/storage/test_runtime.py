@@ -78,6 +78,7 @@ async def test_failed_attempts_are_stored_one_row_each(rt):
     doc["nodes"][0]["retry"] = {"max_attempts": 3, "backoff_ms": 1, "jitter": 0}
     record = await rt.execute(rt.compile(load_workflow(doc)))
     assert record.nodes["a"].attempts == 3
+    await rt.journal.flush()  # storage is read directly, past the group-commit window
     tried = await executions.attempts(rt.db, record.execution_id)
     assert [t["attempt"] for t in tried] == [1, 2]
     assert tried[0]["error"]["message"] == "asked to fail"

@@ -8,6 +8,7 @@
 """
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,12 @@ async def run_workflow(
     env: Mapping[str, str] | None = None,
     clock: Clock | None = None,
     engine: Engine | None = None,
+    options: EngineOptions | None = None,
 ) -> ExecutionRecord:
     """Validate, compile and run a workflow (a dict, YAML/JSON text, or a file path).
 
-    Extra `blocks` are registered under the `test/` namespace.
+    Extra `blocks` are registered under the `test/` namespace. `options` replaces the engine
+    options (files root, cache dir, ...); `env` then still sets `$env`.
     """
     registry = registry or _registry(blocks)
     source: str | None = None
@@ -60,7 +63,10 @@ async def run_workflow(
     plan = compile_workflow(load_workflow(data), registry, source=source)
     if engine is not None:
         return await engine.execute(plan, input)
-    options = EngineOptions(env=dict(env or {}))
+    if options is None:
+        options = EngineOptions(env=dict(env or {}))
+    elif env is not None:
+        options = dataclasses.replace(options, env=dict(env))
     async with Engine(
         journal=journal,
         clock=clock,
@@ -80,6 +86,7 @@ async def run_block(
     retry: Mapping[str, Any] | None = None,
     timeout_ms: int | None = None,
     engine: Engine | None = None,
+    options: EngineOptions | None = None,
 ) -> NodeRecord:
     """Run one block as the only node of a workflow; the node's record.
 
@@ -97,6 +104,11 @@ async def run_block(
     if timeout_ms is not None:
         node["timeout_ms"] = timeout_ms
     record = await run_workflow(
-        {"version": 1, "nodes": [node]}, input, blocks=blocks, secrets=secrets, engine=engine
+        {"version": 1, "nodes": [node]},
+        input,
+        blocks=blocks,
+        secrets=secrets,
+        engine=engine,
+        options=options,
     )
     return record.nodes["node"]

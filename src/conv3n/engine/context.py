@@ -5,9 +5,10 @@ sub-graphs, sub-workflows), never the engine itself.
 """
 
 import logging
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from conv3n import expr
 from conv3n.engine import attempt, tasks
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
     from conv3n.compiler import PlanNode
     from conv3n.engine.runner import Run
+
+T = TypeVar("T")
 
 
 class NodeContext:
@@ -76,6 +79,20 @@ class NodeContext:
     def http(self) -> "httpx.AsyncClient":
         """The engine's shared HTTP client."""
         return self._run.engine.http
+
+    @property
+    def files_root(self) -> Path | None:
+        """The only folder file blocks may touch."""
+        return self._run.engine.options.files_root
+
+    @property
+    def cache_dir(self) -> Path | None:
+        """Where caches that outlive the process live."""
+        return self._run.engine.options.cache_dir
+
+    def shared(self, key: str, create: Callable[[], T]) -> T:
+        """A process-wide object made once per key; closed by `Engine.aclose()`."""
+        return self._run.engine.shared(key, create)
 
     async def secret(self, name: str) -> str:
         """A stored secret's value."""

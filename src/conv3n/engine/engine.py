@@ -5,9 +5,12 @@ fire-and-forget child executions, which `aclose()` waits for.
 """
 
 import asyncio
-from collections.abc import Mapping
+import inspect
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from conv3n.compiler import Plan
 from conv3n.engine import ids
@@ -20,6 +23,9 @@ from conv3n.model import JSON, ExecutionRecord, ExecutionStatus, NodeRecord
 
 if TYPE_CHECKING:
     import httpx
+
+T = TypeVar("T")
+log = logging.getLogger("conv3n.engine")
 
 
 class WorkflowSource(Protocol):
@@ -40,6 +46,8 @@ class EngineOptions:
         http_max_connections: size of the shared connection pool.
         park_after_s: a `ctx.sleep_until` longer than this parks the execution as `waiting`
             (its journal must be durable: storage resumes it when it is due); None never parks.
+        files_root: the only folder file blocks may touch (None: file access is off).
+        cache_dir: where blocks keep caches that outlive the process (code environments).
     """
 
     env: Mapping[str, str] = field(default_factory=dict)
@@ -47,6 +55,8 @@ class EngineOptions:
     http_timeout_s: float = 30.0
     http_max_connections: int = 100
     park_after_s: float | None = None
+    files_root: Path | None = None
+    cache_dir: Path | None = None
 
 
 class Engine:
@@ -74,6 +84,7 @@ class Engine:
         self._own_http = http is None
         self._background: set[asyncio.Task[Any]] = set()
         self._running: dict[str, Run] = {}
+        self._shared: dict[str, Any] = {}
 
     @property
     def http(self) -> "httpx.AsyncClient":
@@ -88,6 +99,14 @@ class Engine:
                 timeout=self.options.http_timeout_s, limits=limits, follow_redirects=True
             )
         return self._http
+
+    def shared(self, key: str, create: Callable[[], T]) -> T:
+        """A process-wide object made once per key (blocks' pools); `aclose()` closes it."""
+        try:
+            return self._shared[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._shared[key] = create()
+            return value
 
     async def execute(
         self,
@@ -192,6 +211,9 @@ class Engine:
         """Wait for fire-and-forget children, then close the HTTP pool."""
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        shared, self._shared = self._shared, {}
+        for key, value in reversed(shared.items()):
+            await _close(key, value)
         if self._http is not None and self._own_http:
             await self._http.aclose()
             self._http = None
@@ -201,6 +223,20 @@ class Engine:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+async def _close(key: str, value: Any) -> None:
+    """Close a shared resource by whichever of `aclose`, `dispose` or `close` it has."""
+    for name in ("aclose", "dispose", "close"):
+        method = getattr(value, name, None)
+        if callable(method):
+            try:
+                result = method()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # one resource failing to close must not stop the rest
+                log.exception("closing shared resource %r failed", key)
+            return
 
 
 def _child_failed(ref: str, child_id: str, record: ExecutionRecord) -> BlockError:

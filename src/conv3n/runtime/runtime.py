@@ -20,7 +20,12 @@ def make_engine(
     settings: Settings, registry: BlockRegistry, *, journal: Journal | None = None
 ) -> Engine:
     """An engine configured from settings, with file-based sub-workflows."""
-    options = EngineOptions(env=settings.visible_env(), max_depth=settings.max_subworkflow_depth)
+    options = EngineOptions(
+        env=settings.visible_env(),
+        max_depth=settings.max_subworkflow_depth,
+        files_root=settings.files_root,
+        cache_dir=settings.cache_dir,
+    )
     return Engine(journal=journal, options=options, workflows=files.FileWorkflows(registry))
 
 

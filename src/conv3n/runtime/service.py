@@ -100,6 +100,8 @@ class Runtime:
                 env=self.settings.visible_env(),
                 max_depth=self.settings.max_subworkflow_depth,
                 park_after_s=self.settings.park_after_seconds,
+                files_root=self.settings.files_root,
+                cache_dir=self.settings.cache_dir,
             ),
         )
         self._mine: set[str] = set()

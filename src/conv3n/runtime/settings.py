@@ -31,6 +31,8 @@ class Settings:
             `waiting` (resumed when due, even after a restart) instead of waiting in memory.
         host, port: where `conv3n serve` listens.
         api_token: when set, /api/* needs `Authorization: Bearer <token>`.
+        files_root: the only folder std/file may touch (CONV3N_FILES_ROOT).
+        cache_dir: caches that outlive the process, e.g. code environments (CONV3N_CACHE_DIR).
     """
 
     data_dir: Path = Path(".conv3n")
@@ -46,6 +48,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5680
     api_token: str | None = field(default=None, repr=False)
+    files_root_dir: Path | None = None
+    cache_dir_path: Path | None = None
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -71,6 +75,8 @@ class Settings:
             "host": env.get("CONV3N_HOST") or "127.0.0.1",
             "port": _number(env, "CONV3N_PORT", 5680, 0),
             "api_token": env.get("CONV3N_API_TOKEN") or None,
+            "files_root_dir": _path(env, "CONV3N_FILES_ROOT"),
+            "cache_dir_path": _path(env, "CONV3N_CACHE_DIR"),
             "environ": env,
         }
         values.update(overrides)
@@ -88,9 +94,24 @@ class Settings:
         """Where the generated secret key lives when CONV3N_SECRET_KEY is not set."""
         return self.data_dir / "secret.key"
 
+    @property
+    def files_root(self) -> Path:
+        """The only folder std/file may touch (`$CONV3N_DATA_DIR/files` unless set)."""
+        return (self.files_root_dir or self.data_dir / "files").resolve()
+
+    @property
+    def cache_dir(self) -> Path:
+        """Caches that outlive the process (`$CONV3N_DATA_DIR/cache` unless set)."""
+        return (self.cache_dir_path or self.data_dir / "cache").resolve()
+
     def visible_env(self) -> dict[str, str]:
         """The allow-listed variables that are set: what `$env` shows."""
         return {name: self.environ[name] for name in self.env_allow if name in self.environ}
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    text = (env.get(name) or "").strip()
+    return Path(text).expanduser() if text else None
 
 
 def _number(

@@ -1,15 +1,18 @@
 """`Context`: everything a running block may see and use. Implemented by the engine only."""
 
-from collections.abc import Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from conv3n.model import JSON, WebhookResponse
 
 if TYPE_CHECKING:
     import logging
     from datetime import datetime
+    from pathlib import Path
 
     import httpx
+
+T = TypeVar("T")
 
 
 class Context(Protocol):
@@ -17,8 +20,11 @@ class Context(Protocol):
 
     Reading: `node_id`, `attempt`, `idempotency_key`, `input` (the single predecessor's data),
     `inputs` (every activated predecessor's data, in the order they finished), `vars`.
-    Doing: `http` (shared client), `secret()`, `sleep()`, `respond()`, and the capabilities of
-    structural blocks: `run_subgraph()`, `run_workflow()`.
+    Doing: `http` (shared client), `secret()`, `sleep()`, `respond()`, `shared()` (process-wide
+    resources such as connection or worker pools), and the capabilities of structural blocks:
+    `run_subgraph()`, `run_workflow()`.
+    Places: `files_root` (the only folder std/file may touch), `cache_dir` (caches that outlive
+    the process, such as code environments).
     """
 
     @property
@@ -56,6 +62,20 @@ class Context(Protocol):
     @property
     def http(self) -> "httpx.AsyncClient":
         """The engine's shared HTTP client (one connection pool for every node)."""
+
+    @property
+    def files_root(self) -> "Path | None":
+        """CONV3N_FILES_ROOT: the only folder file blocks may touch (None: file access is off)."""
+
+    @property
+    def cache_dir(self) -> "Path | None":
+        """A folder for caches that outlive the process, such as code environments keyed by a
+        hash of their requirements (None: use a temporary folder)."""
+
+    def shared(self, key: str, create: "Callable[[], T]") -> "T":
+        """A process-wide object made once per `key` by `create()` (connection pools, worker
+        pools) and shared by every execution. The engine closes it when it shuts down: it awaits
+        `aclose()` or `dispose()`, or calls `close()`, whichever the object has."""
 
     async def secret(self, name: str) -> str:
         """A stored secret's value (raises SecretNotFound)."""

@@ -1,0 +1,53 @@
+"""custom/code: run the user's own function in a separate, limited process (SPEC §4).
+
+The block validates the config and hands it to the runner of its language: `python.run` (a pool
+of pre-started CPython workers) or `javascript.run` (Bun, else Node for JavaScript).
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from conv3n.model import JSON
+from conv3n.sdk import Context, block
+
+MAX_CODE_CHARS = 1_000_000
+
+
+class CodeConfig(BaseModel):
+    """Configuration of custom/code."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    language: Literal["python", "javascript", "typescript"] = Field(
+        "python", description="python (CPython workers), javascript or typescript (Bun or Node)."
+    )
+    code: str = Field(
+        max_length=MAX_CODE_CHARS,
+        description="Source defining `def main(ctx)` (Python, may be `async def`) or "
+        "`export default function main(ctx)` (JavaScript/TypeScript). `ctx.input`, `ctx.node` "
+        "and `ctx.vars` hold what the expression names `$input`, `$node` and `$vars` hold.",
+    )
+    timeout_ms: int = Field(
+        10_000, gt=0, le=3_600_000, description="Wall-clock limit; the worker is killed past it."
+    )
+    memory_mb: int = Field(256, ge=16, le=65_536, description="Memory limit of the process.")
+    requirements: list[str] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Packages to install first (pip requirement strings for Python, npm "
+        "package specs for JavaScript/TypeScript), cached by their hash.",
+    )
+
+
+@block("code")
+async def code(ctx: Context, config: CodeConfig) -> JSON:
+    """Run your own code: `main(ctx)` gets the input, the earlier nodes' results and `$vars`
+    and returns the node's data (any JSON value). `print()` output goes to the node's log."""
+    if config.language == "python":
+        from conv3n.blocks.custom import python
+
+        return await python.run(ctx, config)
+    from conv3n.blocks.custom import javascript
+
+    return await javascript.run(ctx, config)

@@ -1,0 +1,14 @@
+"""custom/code in JavaScript and TypeScript: Bun, else Node (to be built)."""
+
+from typing import TYPE_CHECKING
+
+from conv3n.model import JSON
+from conv3n.sdk import BlockError, Context
+
+if TYPE_CHECKING:
+    from conv3n.blocks.custom.code import CodeConfig
+
+
+async def run(ctx: Context, config: "CodeConfig") -> JSON:
+    """Run `config.code`'s `main(ctx)` on Bun or Node and return its value."""
+    raise BlockError("custom/code in JavaScript is not available yet")

@@ -160,6 +160,9 @@ def parse_text(text: str, *, name: str = "workflow") -> JSON:
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
+        if "nesting depth" in str(exc.problem):
+            # PyYAML >= 6.0.4 bounds nesting itself; older versions hit RecursionError below
+            raise WorkflowInvalid([Problem((), "YAML nests too deeply")]) from None
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise WorkflowInvalid([Problem((), f"not valid YAML{where}: {exc.problem}")]) from None

@@ -30,6 +30,9 @@ class ResumeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     payload: JSON = Field(None, description="Data for the waiting node (std/wait).")
+    node: str | None = Field(
+        None, max_length=128, description="Resume only this std/wait node (default: every one)."
+    )
 
 
 class SecretValue(BaseModel):

@@ -31,14 +31,14 @@ def set_secret(
         value = value[:-1] if value.endswith("\n") else value
     if not value:
         raise typer.BadParameter("the value is empty", param_hint="standard input")
-    created = with_runtime(lambda rt: rt.set_secret(name, value))
+    created = with_runtime(lambda rt: rt.secrets.set(name, value))
     output.console().print(f"secret {name} {'stored' if created else 'replaced'}")
 
 
 @app.command("list")
 def list_secrets(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List secret names (values are never shown)."""
-    rows = with_runtime(lambda rt: rt.secret_names())
+    rows = with_runtime(lambda rt: rt.secrets.names())
     if as_json:
         output.print_json(
             [{"name": r["name"], "updated_at": r["updated_at"].isoformat()} for r in rows]
@@ -54,5 +54,5 @@ def list_secrets(as_json: bool = typer.Option(False, "--json", help="Print JSON.
 @app.command("delete")
 def delete_secret(name: str = typer.Argument(..., help="Secret name.")) -> None:
     """Delete a secret."""
-    with_runtime(lambda rt: rt.delete_secret(name))
+    with_runtime(lambda rt: rt.secrets.delete(name))
     output.console().print(f"secret {name} deleted")

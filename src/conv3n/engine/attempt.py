@@ -45,6 +45,7 @@ class Outcome:
     retryable: bool = False
     retry_after_ms: float | None = None
     parked_until: datetime | None = None
+    parked_for_resume: bool = False
 
 
 class Parked(BaseException):
@@ -53,13 +54,20 @@ class Parked(BaseException):
     A BaseException, so a block's own `except Exception` cannot swallow it.
     """
 
-    def __init__(self, until: datetime):
+    def __init__(self, until: datetime, *, for_resume: bool = False):
         super().__init__(until.isoformat())
         self.until = until
+        self.for_resume = for_resume
 
 
 PARKED_KEY = "$parked_until"
 """Key of the data a parked node's record keeps: when its wait ends."""
+
+WAIT_KEY = "$wait"
+"""Marks a parked node that waits for a resume with a payload (std/wait), not only for time."""
+
+PAYLOAD_KEY = "$resume_payload"
+"""Where a resume puts its payload in a waiting node's record, for the node's next run."""
 
 
 def render_config(pnode: PlanNode, scope: expr.Scope) -> BaseModel:
@@ -105,7 +113,7 @@ async def run_attempt(
             async with deadline:
                 result = await pnode.spec.run(ctx, config)
     except Parked as parked:
-        return Outcome(ok=False, parked_until=parked.until)
+        return Outcome(ok=False, parked_until=parked.until, parked_for_resume=parked.for_resume)
     except BlockError as exc:
         return Outcome(
             ok=False,

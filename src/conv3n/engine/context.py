@@ -126,6 +126,33 @@ class NodeContext:
             raise attempt.Parked(until)
         await clock.sleep(remaining)
 
+    async def wait_for_resume(self, until: datetime) -> tuple[bool, JSON]:
+        """Park the execution until it is resumed with a payload or `until` passes.
+
+        Returns `(True, payload)` when resumed, `(False, None)` when the deadline passed first.
+
+        Raises:
+            BlockError: the execution cannot park (no storage, or inside a loop body).
+        """
+        run = self._run
+        previous = run.prior.get(self._node.id) if run.parent is None else None
+        if previous is not None and isinstance(previous.data, dict):
+            if attempt.PAYLOAD_KEY in previous.data:
+                return True, previous.data[attempt.PAYLOAD_KEY]
+            stored = previous.data.get(attempt.PARKED_KEY)
+            if isinstance(stored, str):
+                until = datetime.fromisoformat(stored)
+                if until <= run.engine.clock.now():
+                    return False, None
+        if run.parent is not None:
+            raise BlockError("std/wait cannot run inside a loop body: its items are not stored")
+        if run.engine.options.park_after_s is None:
+            raise BlockError(
+                "std/wait needs a stored execution that can be resumed: run it on a server "
+                "(conv3n serve) or with `conv3n run --store`"
+            )
+        raise attempt.Parked(until, for_resume=True)
+
     def respond(self, response: WebhookResponse) -> None:
         """Set the webhook response (and with it the execution's output)."""
         self._run.top().response = response

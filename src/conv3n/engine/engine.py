@@ -48,6 +48,7 @@ class EngineOptions:
             (its journal must be durable: storage resumes it when it is due); None never parks.
         files_root: the only folder file blocks may touch (None: file access is off).
         cache_dir: where blocks keep caches that outlive the process (code environments).
+        public_url: the server's base URL, for `$execution.resume_url` (None: no server).
     """
 
     env: Mapping[str, str] = field(default_factory=dict)
@@ -57,6 +58,7 @@ class EngineOptions:
     park_after_s: float | None = None
     files_root: Path | None = None
     cache_dir: Path | None = None
+    public_url: str | None = None
 
 
 class Engine:

@@ -192,6 +192,9 @@ class Run:
             started_at=self.started_at.isoformat(),
             mode=self.mode,
         )
+        if engine.options.public_url:
+            base = engine.options.public_url.rstrip("/")
+            self.execution_view["resume_url"] = f"{base}/api/executions/{self.execution_id}/resume"
         settings = self.plan.workflow.settings
         if settings.max_parallel_nodes is not None:
             self._slots = asyncio.Semaphore(settings.max_parallel_nodes)
@@ -374,13 +377,22 @@ class Run:
         return ready
 
     async def _park(
-        self, pnode: PlanNode, attempts_made: int, started_at: datetime, until: datetime
+        self,
+        pnode: PlanNode,
+        attempts_made: int,
+        started_at: datetime,
+        until: datetime,
+        for_resume: bool,
     ) -> None:
         """Store a parked node as `running` with its deadline; the execution will be `waiting`
-        until the earliest deadline, and a resume runs the node again."""
+        until the earliest deadline, and a resume runs the node again. A node waiting for a
+        resume (std/wait) is marked so a resume can hand it its payload."""
+        data: dict[str, JSON] = {attempts.PARKED_KEY: until.isoformat()}
+        if for_resume:
+            data[attempts.WAIT_KEY] = True
         record = NodeRecord(
             status=NodeStatus.RUNNING,
-            data={attempts.PARKED_KEY: until.isoformat()},
+            data=data,
             attempts=attempts_made,
             started_at=started_at,
         )
@@ -446,7 +458,9 @@ class Run:
                 )
             await clock.sleep(delay)
         if outcome.parked_until is not None:
-            await self._park(pnode, number, started_at, outcome.parked_until)
+            await self._park(
+                pnode, number, started_at, outcome.parked_until, outcome.parked_for_resume
+            )
             return None
         duration = (time.perf_counter() - t0) * 1000
         effects = self.effects.pop(index, None) if self.effects else None

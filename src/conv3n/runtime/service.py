@@ -10,21 +10,19 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from conv3n.compiler import Plan, compile_document, compile_workflow
 from conv3n.engine import Clock, Engine, EngineOptions, Journal, Journals, new_execution_id
-from conv3n.engine.redact import Redactor
 from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid, WorkflowNotFound
 from conv3n.model import (
     JSON,
     ExecutionRecord,
     ExecutionStatus,
     NodeRecord,
-    NodeStatus,
     Problem,
     Workflow,
 )
@@ -32,6 +30,7 @@ from conv3n.model.stored import ExecutionSummary, StoredExecution, StoredWorkflo
 from conv3n.observability import Metrics
 from conv3n.runtime import files, leases, reruns
 from conv3n.runtime import webhooks as webhook_index
+from conv3n.runtime.secret_store import SecretStore
 from conv3n.runtime.settings import Settings
 from conv3n.sdk import BlockRegistry
 from conv3n.storage import (
@@ -41,7 +40,6 @@ from conv3n.storage import (
     executions,
     retention,
     schema,
-    secrets,
     tables,
     workflows,
 )
@@ -82,18 +80,18 @@ class Runtime:
         self.registry = registry or BlockRegistry.discover()
         self.db = Database(self.settings.database)
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._secrets: dict[str, str] = {}
-        self._redactor = Redactor()
-        self._cipher: secrets.Cipher | None = None
+        self.secrets = SecretStore(self.db, self.settings)
         self.journal = StoreJournal(
-            self.db, max_result_bytes=self.settings.max_result_bytes, redact=self._redactor.text
+            self.db,
+            max_result_bytes=self.settings.max_result_bytes,
+            redact=self.secrets.redactor.text,
         )
         self.metrics = metrics
         journal: Journal = self.journal if metrics is None else Journals([self.journal, metrics])
         self.engine = Engine(
             journal=journal,
-            secrets=self._secrets,
-            redactor=self._redactor,
+            secrets=self.secrets.values,
+            redactor=self.secrets.redactor,
             workflows=StoredWorkflows(self),
             clock=clock,
             options=EngineOptions(
@@ -102,6 +100,7 @@ class Runtime:
                 park_after_s=self.settings.park_after_seconds,
                 files_root=self.settings.files_root,
                 cache_dir=self.settings.cache_dir,
+                public_url=self.settings.public_url,
             ),
         )
         self._mine: set[str] = set()
@@ -130,7 +129,7 @@ class Runtime:
             await schema.upgrade(self.db)
         elif await schema.current_revision(self.db) != schema.HEAD:
             raise Unavailable("the database schema is not up to date: run `conv3n db upgrade`")
-        await self._load_secrets()
+        await self.secrets.load()
         await self.journal.start()
         await self.refresh_triggers()
         self._renewer = asyncio.create_task(self._renew_leases(), name="conv3n-lease-renewer")
@@ -162,39 +161,6 @@ class Runtime:
 
     def _lease_until(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.settings.lease_seconds)
-
-    # --- secrets ------------------------------------------------------------------------------
-
-    def _cipher_for_use(self) -> secrets.Cipher:
-        if self._cipher is None:
-            if self.settings.secret_key:
-                key = secrets.decode_key(self.settings.secret_key)
-            else:
-                key = secrets.load_or_create_key(self.settings.secret_key_file)
-            self._cipher = secrets.Cipher(key)
-        return self._cipher
-
-    async def _load_secrets(self) -> None:
-        names = await secrets.names(self.db)
-        values = await secrets.load_all(self.db, self._cipher_for_use()) if names else {}
-        self._secrets.clear()
-        self._secrets.update(values)
-        self._redactor.update(values.values())
-
-    async def set_secret(self, name: str, value: str) -> bool:
-        """Store a secret encrypted; True if it is new."""
-        created = await secrets.put(self.db, self._cipher_for_use(), name, value)
-        await self._load_secrets()
-        return created
-
-    async def delete_secret(self, name: str) -> None:
-        """Delete a secret (SecretNotFound if absent)."""
-        await secrets.remove(self.db, name)
-        await self._load_secrets()
-
-    async def secret_names(self) -> list[dict[str, Any]]:
-        """Names and times of every secret, never values."""
-        return await secrets.names(self.db)
 
     # --- workflows ----------------------------------------------------------------------------
 
@@ -296,7 +262,9 @@ class Runtime:
         if cached is None or cached[0] is not plan:
             if len(self._documents) > 1000:
                 self._documents.clear()
-            text = tables.Encoded(self._redactor.text(tables.encode(plan.workflow.to_document())))
+            text = tables.Encoded(
+                self.secrets.redactor.text(tables.encode(plan.workflow.to_document()))
+            )
             fields = {"document": text, "document_hash": tables.document_hash(text)}
             cached = self._documents[id(plan)] = (plan, fields)
         return cached[1]
@@ -350,7 +318,7 @@ class Runtime:
             if existing is not None:
                 return existing
         execution_id = new_execution_id()
-        task = asyncio.create_task(
+        self._spawn(
             self.execute(
                 plan,
                 input,
@@ -361,8 +329,6 @@ class Runtime:
             ),
             name=f"execution:{execution_id}",
         )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
         await asyncio.sleep(0)  # let it queue its row before the caller answers
         await self.journal.flush()
         return execution_id
@@ -432,31 +398,62 @@ class Runtime:
             return []
         return list(await asyncio.gather(*(self._resume(item) for item in claimed)))
 
-    async def resume_now(self, execution_id: str) -> ExecutionRecord:
-        """Resume one `waiting` execution at once, even before its timer is due.
+    async def resume_now(
+        self, execution_id: str, payload: JSON = None, *, node: str | None = None
+    ) -> ExecutionRecord:
+        """Resume one `waiting` execution at once: its std/wait nodes get `payload` (only
+        `node`, if given); with none waiting for a resume, parked timers end now.
 
         Raises:
-            Conflict: the execution is not waiting.
+            Conflict: the execution is not waiting, or is being resumed elsewhere.
+            InvalidInput: `node` is not a std/wait node waiting in this execution.
         """
+        return await self._resume_claimed(*await self.claim_resume(execution_id, payload, node))
+
+    async def resume_later(
+        self, execution_id: str, payload: JSON = None, *, node: str | None = None
+    ) -> None:
+        """Like `resume_now`, but return once the resume is claimed; it runs in the background."""
+        claimed = await self.claim_resume(execution_id, payload, node)
+        self._spawn(self._resume_claimed(*claimed), name=f"resume:{execution_id}")
+
+    def _spawn(self, work: "Coroutine[Any, Any, Any]", *, name: str) -> None:
+        """Run `work` as a task this Runtime owns (`close()` waits for it)."""
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def claim_resume(
+        self, execution_id: str, payload: JSON = None, node: str | None = None
+    ) -> tuple[StoredExecution, dict[str, NodeRecord]]:
+        """Claim a `waiting` execution for a resume and hand the payload to its records (the
+        first half of `resume_now`; the API answers in between when it does not wait)."""
         await self.journal.flush()
         item = await executions.get_stored(self.db, execution_id)
         if item.status is not ExecutionStatus.WAITING:
             raise Conflict(f"execution {execution_id} is {item.status.value}, not waiting")
-        now = datetime.now(UTC)
+        prior = await executions.node_records(self.db, execution_id)
+        now = self.engine.clock.now()
+        if not reruns.apply_resume(prior, payload, now=now.isoformat(), node=node):
+            raise InvalidInput(
+                f"node {node!r} is not waiting for a resume in execution {execution_id}",
+                details={"node": node},
+            )
         claimed = await executions.claim(
             self.db, execution_id, owner=self.instance, until=self._lease_until(), now=now
         )
-        if not claimed:
-            raise Conflict(f"execution {execution_id} is being resumed elsewhere")
-        prior = await executions.node_records(self.db, execution_id)
-        early = self.engine.clock.now().isoformat()
-        for record in prior.values():
-            # a parked node's deadline becomes now, so its wait ends at once
-            if record.status is NodeStatus.RUNNING and isinstance(record.data, dict):
-                record.data = {k: early if k.startswith("$") else v for k, v in record.data.items()}
+        if not claimed or execution_id in self._mine:
+            raise Conflict(f"execution {execution_id} is already being resumed")
+        self._mine.add(execution_id)  # no await since the check: a second resume here fails
+        return item, prior
+
+    async def _resume_claimed(
+        self, item: StoredExecution, prior: dict[str, NodeRecord]
+    ) -> ExecutionRecord:
+        """Run a claimed execution on from its stored records."""
         plan = compile_document(item.document, self.registry, source=item.source)
         return await self._run(
-            plan, item.input, execution_id=execution_id, mode=item.mode, prior=prior
+            plan, item.input, execution_id=item.execution_id, mode=item.mode, prior=prior
         )
 
     # --- triggers -------------------------------------------------------------------------------
@@ -499,11 +496,8 @@ class Runtime:
 
     async def _resume(self, item: StoredExecution) -> ExecutionRecord:
         self._mine.add(item.execution_id)
-        plan = compile_document(item.document, self.registry, source=item.source)
         prior = await executions.node_records(self.db, item.execution_id)
-        return await self._run(
-            plan, item.input, execution_id=item.execution_id, mode=item.mode, prior=prior
-        )
+        return await self._resume_claimed(item, prior)
 
     async def retry(self, execution_id: str) -> ExecutionRecord:
         """Re-run a failed execution from its failed nodes, as a new execution.

@@ -33,6 +33,8 @@ class Settings:
         api_token: when set, /api/* needs `Authorization: Bearer <token>`.
         files_root: the only folder std/file may touch (CONV3N_FILES_ROOT).
         cache_dir: caches that outlive the process, e.g. code environments (CONV3N_CACHE_DIR).
+        public_url_base: the server's URL as others reach it (CONV3N_PUBLIC_URL), used in
+            `$execution.resume_url`; default `http://{host}:{port}`.
     """
 
     data_dir: Path = Path(".conv3n")
@@ -50,6 +52,7 @@ class Settings:
     api_token: str | None = field(default=None, repr=False)
     files_root_dir: Path | None = None
     cache_dir_path: Path | None = None
+    public_url_base: str | None = None
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -77,6 +80,7 @@ class Settings:
             "api_token": env.get("CONV3N_API_TOKEN") or None,
             "files_root_dir": _path(env, "CONV3N_FILES_ROOT"),
             "cache_dir_path": _path(env, "CONV3N_CACHE_DIR"),
+            "public_url_base": (env.get("CONV3N_PUBLIC_URL") or "").strip().rstrip("/") or None,
             "environ": env,
         }
         values.update(overrides)
@@ -103,6 +107,11 @@ class Settings:
     def cache_dir(self) -> Path:
         """Caches that outlive the process (`$CONV3N_DATA_DIR/cache` unless set)."""
         return (self.cache_dir_path or self.data_dir / "cache").resolve()
+
+    @property
+    def public_url(self) -> str:
+        """The server's base URL as others reach it."""
+        return self.public_url_base or f"http://{self.host}:{self.port}"
 
     def visible_env(self) -> dict[str, str]:
         """The allow-listed variables that are set: what `$env` shows."""

@@ -88,6 +88,11 @@ class Context(Protocol):
         parks the execution durably as `waiting` (it survives restarts); on resume the block
         runs again and this call returns at once, the first deadline being kept."""
 
+    async def wait_for_resume(self, until: "datetime") -> tuple[bool, JSON]:
+        """Park the execution durably as `waiting` until it is resumed with a payload
+        (`POST /api/executions/{id}/resume`) or `until` passes; the block then runs again and
+        this call returns `(True, payload)` or `(False, None)` at once. Needs storage."""
+
     def respond(self, response: WebhookResponse) -> None:
         """Set the webhook's HTTP response and the execution's output (std/respond)."""
 

@@ -244,7 +244,7 @@ async def test_large_results_go_to_the_side_table_with_a_marker_in_listings(
 
 
 async def test_secret_values_never_reach_storage(rt):
-    await rt.set_secret("api_token", "tok-123456")
+    await rt.secrets.set("api_token", "tok-123456")
     doc = load_workflow(
         {
             "version": 1,

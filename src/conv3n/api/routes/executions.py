@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
 
 from conv3n.api.schemas import Page, ResumeRequest, RunRequest
 from conv3n.compiler import compile_document
@@ -86,10 +87,23 @@ async def retry(request: Request, execution_id: str) -> dict[str, Any]:
     return (await _runtime(request).retry(execution_id)).model_dump(mode="json")
 
 
-@router.post("/executions/{execution_id}/resume")
+@router.post(
+    "/executions/{execution_id}/resume",
+    responses={202: {"description": "Resumed; running in the background (`wait=false`)."}},
+)
 async def resume(
-    request: Request, execution_id: str, body: ResumeRequest | None = None
-) -> dict[str, Any]:
-    """Resume a `waiting` execution now (409 for any other status)."""
-    record = await _runtime(request).resume_now(execution_id)
+    request: Request,
+    execution_id: str,
+    body: ResumeRequest | None = None,
+    wait: bool = Query(True, description="Wait for the execution's record (false: 202 at once)."),
+) -> Any:
+    """Resume a `waiting` execution now: its std/wait nodes get the payload (409 for any other
+    status, or when it is already being resumed); a parked std/delay ends at once."""
+    runtime = _runtime(request)
+    payload = body.payload if body is not None else None
+    node = body.node if body is not None else None
+    if not wait:
+        await runtime.resume_later(execution_id, payload, node=node)
+        return JSONResponse({"execution_id": execution_id, "status": "running"}, 202)
+    record = await runtime.resume_now(execution_id, payload, node=node)
     return record.model_dump(mode="json")

@@ -12,19 +12,19 @@ router = APIRouter(tags=["secrets"])
 @router.get("/secrets")
 async def list_secrets(request: Request) -> list[dict[str, Any]]:
     """Secret names and times; never values."""
-    rows = await request.app.state.runtime.secret_names()
+    rows = await request.app.state.runtime.secrets.names()
     return [{"name": r["name"], "updated_at": r["updated_at"].isoformat()} for r in rows]
 
 
 @router.put("/secrets/{name}")
 async def put_secret(request: Request, name: str, body: SecretValue) -> Response:
     """Store a secret encrypted at rest (201 when new, 204 when replaced)."""
-    created = await request.app.state.runtime.set_secret(name, body.value)
+    created = await request.app.state.runtime.secrets.set(name, body.value)
     return Response(status_code=201 if created else 204)
 
 
 @router.delete("/secrets/{name}", status_code=204)
 async def delete_secret(request: Request, name: str) -> Response:
     """Delete a secret."""
-    await request.app.state.runtime.delete_secret(name)
+    await request.app.state.runtime.secrets.delete(name)
     return Response(status_code=204)

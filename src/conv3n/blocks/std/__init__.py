@@ -13,6 +13,7 @@ BLOCKS = (
     flow.switch,
     flow.merge,
     timing.delay,
+    timing.wait,
     respond.respond,
     structure.loop,
     structure.subworkflow,

@@ -1,9 +1,10 @@
-"""Time blocks: std/delay (std/wait arrives with storage and the server).
+"""Time blocks: std/delay (wait a while) and std/wait (wait for a resume with a payload).
 
 Also `now(ctx)`, the engine clock's time as blocks read it (tests fast-forward that clock).
 """
 
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -11,6 +12,7 @@ from conv3n.model import JSON
 from conv3n.sdk import BlockError, Context, block
 
 MAX_DELAY_MS = 31 * 24 * 3600 * 1000
+MAX_WAIT_MS = 365 * 24 * 3600 * 1000
 
 
 def now(ctx: Context) -> datetime:
@@ -57,3 +59,42 @@ async def delay(ctx: Context, config: DelayConfig) -> JSON:
             )
     await ctx.sleep_until(until)
     return {"waited_ms": wait_ms}
+
+
+class WaitConfig(BaseModel):
+    """Configuration of std/wait."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    wait_for: Literal["approval", "webhook"] = Field(
+        "approval",
+        alias="for",
+        description="approval: a person resumes it (editor, CLI or API); webhook: another "
+        "system calls `$execution.resume_url`. Either way the resume's payload is the data.",
+    )
+    timeout_ms: int | None = Field(
+        None,
+        gt=0,
+        le=MAX_WAIT_MS,
+        description="How long to wait for the resume (at most 365 days, also the default).",
+    )
+    on_timeout: Literal["fail", "continue"] = Field(
+        "fail",
+        description="fail: the node fails when the time is up; continue: its data is "
+        "`{timed_out: true}`.",
+    )
+
+
+@block("wait")
+async def wait(ctx: Context, config: WaitConfig) -> JSON:
+    """Pause the execution until it is resumed (`POST /api/executions/{id}/resume` with a
+    payload, or `$execution.resume_url`) and pass on the payload. The execution is parked
+    durably as `waiting`: it holds no memory and survives restarts."""
+    timeout_ms = config.timeout_ms or MAX_WAIT_MS
+    deadline = now(ctx) + timedelta(milliseconds=timeout_ms)
+    resumed, payload = await ctx.wait_for_resume(deadline)
+    if resumed:
+        return payload
+    if config.on_timeout == "continue":
+        return {"timed_out": True}
+    raise BlockError(f"no resume came within {timeout_ms:,} ms", details={"timeout_ms": timeout_ms})

@@ -212,3 +212,10 @@ def final_record(
         effects=effects,
     )
     return record, ports
+
+
+def replayable(record: NodeRecord) -> bool:
+    """A stored node result that a resumed execution reuses instead of re-running."""
+    if record.status is NodeStatus.SUCCESS or record.status is NodeStatus.SKIPPED:
+        return True
+    return record.status is NodeStatus.ERROR and bool(record.ports)

@@ -338,7 +338,7 @@ class Run:
             node = self.plan.nodes[index]
             if prior:
                 previous = prior.get(node.id)
-                if previous is not None and _replayable(previous):
+                if previous is not None and attempts.replayable(previous):
                     more = await self._replay(index, previous)
                     ready.extend(more)
                     continue
@@ -377,24 +377,18 @@ class Run:
         return ready
 
     async def _park(
-        self,
-        pnode: PlanNode,
-        attempts_made: int,
-        started_at: datetime,
-        until: datetime,
-        for_resume: bool,
+        self, pnode: PlanNode, attempts_made: int, started_at: datetime, outcome: attempts.Outcome
     ) -> None:
         """Store a parked node as `running` with its deadline; the execution will be `waiting`
         until the earliest deadline, and a resume runs the node again. A node waiting for a
         resume (std/wait) is marked so a resume can hand it its payload."""
+        until = outcome.parked_until
+        assert until is not None  # noqa: S101 - only parked outcomes come here
         data: dict[str, JSON] = {attempts.PARKED_KEY: until.isoformat()}
-        if for_resume:
+        if outcome.parked_for_resume:
             data[attempts.WAIT_KEY] = True
         record = NodeRecord(
-            status=NodeStatus.RUNNING,
-            data=data,
-            attempts=attempts_made,
-            started_at=started_at,
+            status=NodeStatus.RUNNING, data=data, attempts=attempts_made, started_at=started_at
         )
         self.records[pnode.index] = record
         if self.parked_until is None or until < self.parked_until:
@@ -458,9 +452,7 @@ class Run:
                 )
             await clock.sleep(delay)
         if outcome.parked_until is not None:
-            await self._park(
-                pnode, number, started_at, outcome.parked_until, outcome.parked_for_resume
-            )
+            await self._park(pnode, number, started_at, outcome)
             return None
         duration = (time.perf_counter() - t0) * 1000
         effects = self.effects.pop(index, None) if self.effects else None
@@ -602,9 +594,3 @@ class BodyFailed(Exception):
         super().__init__(error.message)
         self.error = error
 
-
-def _replayable(record: NodeRecord) -> bool:
-    """A stored node result that a resumed execution reuses instead of re-running."""
-    if record.status is NodeStatus.SUCCESS or record.status is NodeStatus.SKIPPED:
-        return True
-    return record.status is NodeStatus.ERROR and bool(record.ports)

@@ -440,7 +440,12 @@ class Runtime:
                 details={"node": node},
             )
         claimed = await executions.claim(
-            self.db, execution_id, owner=self.instance, until=self._lease_until(), now=now
+            self.db,
+            execution_id,
+            owner=self.instance,
+            until=self._lease_until(),
+            now=now,
+            status=ExecutionStatus.WAITING,
         )
         if not claimed or execution_id in self._mine:
             raise Conflict(f"execution {execution_id} is already being resumed")

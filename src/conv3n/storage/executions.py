@@ -324,12 +324,16 @@ async def claim(
     until: datetime,
     now: datetime,
     dead_owner: str | None = None,
+    status: ExecutionStatus | None = None,
 ) -> bool:
     """Take an execution for this process unless another live process holds it.
 
     Args:
         dead_owner: an owner known to be dead (a crashed process on this host): its lease is
             void even before it expires.
+        status: take it only while it still has this status, and mark it `running` in the
+            same statement (a resume takes a `waiting` execution once, even when several are
+            asked for at the same moment).
     """
     conditions = [
         _E.c.owner.is_(None),
@@ -339,11 +343,13 @@ async def claim(
     ]
     if dead_owner is not None:
         conditions.append(_E.c.owner == dead_owner)
-    free = or_(*conditions)
+    where = [_E.c.id == execution_id, or_(*conditions)]
+    values: dict[str, Any] = {"owner": owner, "lease_until": until}
+    if status is not None:
+        where.append(_E.c.status == status.value)
+        values["status"] = ExecutionStatus.RUNNING.value
     async with db.write() as conn:
-        result = await conn.execute(
-            update(_E).where(_E.c.id == execution_id, free).values(owner=owner, lease_until=until)
-        )
+        result = await conn.execute(update(_E).where(*where).values(**values))
     return bool(result.rowcount)
 
 

@@ -162,3 +162,33 @@ def test_a_bad_setting_names_the_variable(conv3n):
     said = conv3n("executions", "list", extra={"CONV3N_RETENTION_DAYS": "soon"})
     assert said.returncode == 2
     assert "CONV3N_RETENTION_DAYS" in said.stderr
+
+
+WAITING = """
+version: 1
+id: approve
+nodes:
+  - {id: ask, type: std/wait, config: {for: approval}}
+  - {id: done, type: std/transform, config: {template: "{{ $node.ask.data.by }} said yes"}}
+connections:
+  - {from: ask, to: done}
+"""
+
+
+def test_a_stored_wait_is_resumed_from_the_command_line(conv3n, tmp_path):
+    workflow = tmp_path / "approve.yaml"
+    workflow.write_text(WAITING)
+    ran = conv3n("run", "--store", str(workflow), "--json")
+    record = json.loads(ran.stdout)
+    assert record["status"] == "waiting", ran.stderr
+    no_id = conv3n("executions", "resume", "--payload", "{}")
+    assert no_id.returncode == 2
+    assert "--payload and --node need an execution id" in no_id.stderr
+    resumed = conv3n(
+        "executions", "resume", record["execution_id"], "--payload", '{"by": "Ada"}', "--json"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["output"] == "Ada said yes"
+    again = conv3n("executions", "resume", record["execution_id"], "--payload", "{}")
+    assert again.returncode == 1
+    assert "not waiting" in again.stderr

@@ -7,6 +7,7 @@ import typer
 
 from conv3n.cli import output
 from conv3n.cli.store import with_runtime
+from conv3n.errors import InvalidInput
 
 if TYPE_CHECKING:
     from conv3n.model import ExecutionRecord
@@ -102,13 +103,30 @@ def fork(
 
 
 @app.command("resume")
-def resume() -> None:
-    """Finish executions a crash or restart interrupted, re-running only unfinished nodes,
-    and executions parked by a long std/delay whose time has come.
+def resume(
+    execution_id: str | None = typer.Argument(
+        None, help="Resume this `waiting` execution now (std/wait gets --payload)."
+    ),
+    payload: str | None = typer.Option(
+        None, help="The resume payload for std/wait: JSON text, @file.json, or - for stdin."
+    ),
+    node: str | None = typer.Option(None, help="Resume only this waiting std/wait node."),
+    as_json: bool = typer.Option(False, "--json", help="Print the record as JSON."),
+) -> None:
+    """Without an id: finish executions a crash or restart interrupted, re-running only
+    unfinished nodes, and executions parked by a long std/delay whose time has come.
+    With an id: resume that `waiting` execution now, handing `--payload` to its std/wait.
 
-    `conv3n serve` does this by itself; run it by hand after a `conv3n run --store` was
-    killed or parked.
+    `conv3n serve` does the first by itself; run it by hand after a `conv3n run --store` was
+    killed or parked. Example: `conv3n executions resume ID --payload '{"approved": true}'`.
     """
+    if execution_id is not None:
+        from conv3n.cli.run import parse_input
+
+        data = parse_input(payload)
+        _finish(with_runtime(lambda rt: rt.resume_now(execution_id, data, node=node)), as_json)
+    if payload is not None or node is not None:
+        raise InvalidInput("--payload and --node need an execution id")
 
     async def both(rt: "Runtime") -> list["ExecutionRecord"]:
         return [*await rt.resume_interrupted(), *await rt.resume_due()]

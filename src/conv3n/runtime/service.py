@@ -48,19 +48,59 @@ from conv3n.storage import (
 
 
 class StoredWorkflows:
-    """`WorkflowSource` for std/subworkflow: a stored workflow id, else a file path."""
+    """`WorkflowSource` for std/subworkflow: a stored workflow id, else a file path.
+
+    Each child execution is stored as its own execution (`mode: subworkflow`, `parent_id`
+    the calling execution, `workflow_version` the version it ran), leased by this process
+    while it runs, exactly as `Runtime.execute` stores a top-level one.
+    """
 
     def __init__(self, runtime: "Runtime"):
         self._runtime = runtime
         self._files = files.FileWorkflows(runtime.registry)
+        self._versions: dict[int, tuple[Plan, int]] = {}
 
     async def load(self, ref: str, *, relative_to: str | None) -> Plan:
-        """The stored workflow `ref` at its latest version, or the file `ref`."""
+        """The stored workflow `ref` at its latest version, or the file `ref`.
+
+        Raises:
+            WorkflowNotFound: neither a stored workflow nor a file has this name.
+        """
         try:
-            stored = await workflows.get(self._runtime.db, ref)
+            plan, version = await self._runtime._latest_plan(ref)
         except WorkflowNotFound:
-            return await self._files.load(ref, relative_to=relative_to)
-        return compile_workflow(stored.workflow, self._runtime.registry)
+            try:
+                return await self._files.load(ref, relative_to=relative_to)
+            except WorkflowNotFound:
+                raise WorkflowNotFound(
+                    f"no stored workflow or workflow file is named {ref!r}",
+                    details={"workflow": ref},
+                ) from None
+        if len(self._versions) >= 1000:
+            self._versions.clear()
+        self._versions[id(plan)] = (plan, version)
+        return plan
+
+    async def child_started(
+        self, plan: Plan, input: JSON, *, execution_id: str, parent_id: str
+    ) -> None:
+        """Queue the child's row (committed with the journal's next batch, before its nodes)."""
+        known = self._versions.get(id(plan))
+        version = known[1] if known is not None and known[0] is plan else None
+        row = self._runtime._new_row(
+            plan,
+            input,
+            execution_id=execution_id,
+            mode="subworkflow",
+            workflow_version=version,
+            parent_id=parent_id,
+        )
+        self._runtime.journal.execution_created(row)
+        self._runtime._mine.add(execution_id)
+
+    def child_finished(self, execution_id: str) -> None:
+        """Stop renewing the child's lease."""
+        self._runtime._mine.discard(execution_id)
 
 
 class Runtime:
@@ -254,7 +294,40 @@ class Runtime:
         (waiting for it if it is still running here) and nothing new starts.
         """
         execution_id = execution_id or new_execution_id()
-        row = {
+        row = self._new_row(
+            plan,
+            input,
+            execution_id=execution_id,
+            mode=mode,
+            workflow_version=workflow_version,
+            idempotency_key=idempotency_key,
+            parent_id=parent_id,
+        )
+        if idempotency_key is None:
+            # the common case joins the journal's next group commit
+            self.journal.execution_created(row)
+        else:
+            stored_id, created = await executions.create_row(self.db, row)
+            if not created:
+                await self.journal.flush()
+                return await executions.get_record(self.db, stored_id)
+        if prior:
+            await self._copy_prior(execution_id, prior)
+        return await self._run(plan, input, execution_id=execution_id, mode=mode, prior=prior)
+
+    def _new_row(
+        self,
+        plan: Plan,
+        input: JSON,
+        *,
+        execution_id: str,
+        mode: str,
+        workflow_version: int | None,
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The row of a new execution this process runs (leased to it)."""
+        return {
             "id": execution_id,
             "workflow_id": plan.workflow_id,
             "workflow_version": workflow_version,
@@ -277,17 +350,6 @@ class Runtime:
             "lease_until": self._lease_until(),
             "created_at": datetime.now(UTC),
         }
-        if idempotency_key is None:
-            # the common case joins the journal's next group commit
-            self.journal.execution_created(row)
-        else:
-            stored_id, created = await executions.create_row(self.db, row)
-            if not created:
-                await self.journal.flush()
-                return await executions.get_record(self.db, stored_id)
-        if prior:
-            await self._copy_prior(execution_id, prior)
-        return await self._run(plan, input, execution_id=execution_id, mode=mode, prior=prior)
 
     def _document(self, plan: Plan) -> dict[str, Any]:
         """The plan's workflow document as JSON text and its hash (computed once per plan:

@@ -1,6 +1,7 @@
 """std/file on a real folder: every operation, confinement to the files root, limits."""
 
 import base64
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -501,7 +502,7 @@ async def test_a_link_swapped_in_after_the_check_is_not_followed(root: Path, out
         confined.parent(place),
     ):
         pass
-    assert raised.value.errno in (40, 20)  # ELOOP or ENOTDIR: refused, not followed
+    assert raised.value.errno in (errno.ELOOP, errno.ENOTDIR)  # refused, not followed
 
 
 # --- config ---------------------------------------------------------------------------------

@@ -542,3 +542,39 @@ async def test_file_nodes_share_one_engine_across_operations(root: Path):
         record = await run_workflow(document, engine=engine)
     assert record.status == "success", record.error
     assert record.output == {"path": "x", "content": "1", "encoding": "utf-8", "size": 1}
+
+
+async def test_list_stops_scanning_a_huge_tree_and_says_truncated(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from conv3n.blocks.std import listing
+
+    monkeypatch.setattr(listing, "MAX_SCANNED", 20)
+    for index in range(30):
+        (root / f"f{index:02}.log").write_text("")
+    listed = await _ok(root, operation="list", pattern="**/*.csv")
+    assert listed == {"files": [], "count": 0, "truncated": True}
+
+
+async def test_concurrent_overwrites_leave_one_whole_version_and_no_temporary_files(root: Path):
+    body = {
+        "nodes": [
+            {
+                "id": "put",
+                "type": "std/file",
+                "config": {
+                    "operation": "write",
+                    "path": "same.txt",
+                    "content": "{{ $item * 500 }}",
+                },
+            }
+        ]
+    }
+    items = [chr(ord("a") + i) for i in range(20)]
+    loop = {"items": items, "concurrency": 20, "body": body}
+    document = {"nodes": [{"id": "each", "type": "std/loop", "config": loop}]}
+    record = await run_workflow(document, options=EngineOptions(files_root=root))
+    assert record.status == "success", record.error
+    content = (root / "same.txt").read_text()
+    assert content in {letter * 500 for letter in items}
+    assert [p.name for p in root.iterdir()] == ["same.txt"]

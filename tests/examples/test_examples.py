@@ -7,6 +7,7 @@ Header lines (comments at the top of an example):
 """
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ def test_examples_folder_has_examples_to_run() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
 def test_example_runs_successfully_with_its_declared_input(
-    path: Path, request: pytest.FixtureRequest
+    path: Path, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     header = read_header(path)
     assert header.input is not None, f"{path.name} has no `# input:` header line"
@@ -85,6 +86,8 @@ def test_example_runs_successfully_with_its_declared_input(
         cwd=ROOT,
         timeout=60,
         check=False,
+        # std/file examples write here, not into the repository's .conv3n/files
+        env={**os.environ, "CONV3N_FILES_ROOT": str(tmp_path / "files")},
     )
 
     assert "Traceback" not in done.stderr

@@ -29,10 +29,20 @@ log = logging.getLogger("conv3n.engine")
 
 
 class WorkflowSource(Protocol):
-    """Finds the workflows std/subworkflow names (files for `conv3n run`, storage for a server)."""
+    """Finds the workflows std/subworkflow names (files for `conv3n run`, storage for a server)
+    and hears of the child executions run from them (storage stores each as its own
+    execution, with `mode: subworkflow` and its `parent_id`)."""
 
     async def load(self, ref: str, *, relative_to: str | None) -> Plan:
         """The compiled workflow `ref` (a path relative to `relative_to`, or a stored id)."""
+
+    async def child_started(
+        self, plan: Plan, input: JSON, *, execution_id: str, parent_id: str
+    ) -> None:
+        """A child execution of `plan` (as `load` returned it) is about to run."""
+
+    def child_finished(self, execution_id: str) -> None:
+        """That child execution stopped running here (finished, failed, or was interrupted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +186,8 @@ class Engine:
                 f"sub-workflows nest deeper than {self.options.max_depth} levels",
                 details={"max_depth": self.options.max_depth},
             )
-        plan = await self.workflows.load(ref, relative_to=parent.plan.source)
+        source = self.workflows
+        plan = await source.load(ref, relative_to=parent.plan.source)
         child_id = ids.new_execution_id()
         child = Run(
             self,
@@ -186,8 +197,13 @@ class Engine:
             mode="subworkflow",
             depth=parent.depth + 1,
         )
+        await source.child_started(
+            plan, input, execution_id=child_id, parent_id=parent.execution_id
+        )
         if not wait:
-            task = asyncio.create_task(self._execute(child), name=f"subworkflow:{child_id}")
+            task = asyncio.create_task(
+                self._execute_child(source, child), name=f"subworkflow:{child_id}"
+            )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return {"execution_id": child_id}
@@ -201,13 +217,19 @@ class Engine:
         children = top.children
         children.add(child)
         try:
-            record = await self._execute(child)
+            record = await self._execute_child(source, child)
         finally:
             if child.finished:
                 children.discard(child)
         if record.status is not ExecutionStatus.SUCCESS:
             raise _child_failed(ref, child_id, record)
         return record.output
+
+    async def _execute_child(self, source: WorkflowSource, child: Run) -> ExecutionRecord:
+        try:
+            return await self._execute(child)
+        finally:
+            source.child_finished(child.execution_id)
 
     async def aclose(self) -> None:
         """Wait for fire-and-forget children, then close the HTTP pool."""

@@ -37,6 +37,8 @@ class ExecutionSummary(BaseModel):
     duration_ms: float | None = None
     error: ErrorInfo | None = None
     created_at: datetime
+    parent_id: str | None = None
+    """The execution that started this one (a sub-workflow's caller, a retry's original)."""
 
 
 class StoredExecution(BaseModel):

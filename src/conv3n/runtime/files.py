@@ -12,7 +12,7 @@ from conv3n.compiler import (
     parse_workflow,
 )
 from conv3n.errors import InvalidInput, WorkflowInvalid, WorkflowNotFound
-from conv3n.model import Problem, Workflow
+from conv3n.model import JSON, Problem, Workflow
 from conv3n.sdk import BlockRegistry
 
 
@@ -83,6 +83,14 @@ class FileWorkflows:
             ) from None
         self._cache[path] = plan
         return plan
+
+    async def child_started(
+        self, plan: Plan, input: JSON, *, execution_id: str, parent_id: str
+    ) -> None:
+        """Nothing to do: without storage a child lives only in its parent's run."""
+
+    def child_finished(self, execution_id: str) -> None:
+        """Nothing to do."""
 
 
 def read_folder(folder: Path) -> list[tuple[Path, Workflow]]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from conv3n.compiler import Plan, compile_document, compile_workflow
 from conv3n.engine import Clock, Engine, EngineOptions, Journal, Journals, new_execution_id
-from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid, WorkflowNotFound
+from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid
 from conv3n.model import (
     JSON,
     ExecutionRecord,
@@ -28,7 +28,7 @@ from conv3n.model import (
 )
 from conv3n.model.stored import ExecutionSummary, StoredExecution, StoredWorkflow
 from conv3n.observability import Metrics
-from conv3n.runtime import files, leases, reruns
+from conv3n.runtime import files, leases, reruns, subworkflows
 from conv3n.runtime import webhooks as webhook_index
 from conv3n.runtime.secret_store import SecretStore
 from conv3n.runtime.settings import Settings
@@ -43,22 +43,6 @@ from conv3n.storage import (
     tables,
     workflows,
 )
-
-
-class StoredWorkflows:
-    """`WorkflowSource` for std/subworkflow: a stored workflow id, else a file path."""
-
-    def __init__(self, runtime: "Runtime"):
-        self._runtime = runtime
-        self._files = files.FileWorkflows(runtime.registry)
-
-    async def load(self, ref: str, *, relative_to: str | None) -> Plan:
-        """The stored workflow `ref` at its latest version, or the file `ref`."""
-        try:
-            stored = await workflows.get(self._runtime.db, ref)
-        except WorkflowNotFound:
-            return await self._files.load(ref, relative_to=relative_to)
-        return compile_workflow(stored.workflow, self._runtime.registry)
 
 
 class Runtime:
@@ -92,7 +76,7 @@ class Runtime:
             journal=journal,
             secrets=self.secrets.values,
             redactor=self.secrets.redactor,
-            workflows=StoredWorkflows(self),
+            workflows=subworkflows.StoredWorkflows(self),
             clock=clock,
             options=EngineOptions(
                 env=self.settings.visible_env(),
@@ -220,7 +204,40 @@ class Runtime:
         (waiting for it if it is still running here) and nothing new starts.
         """
         execution_id = execution_id or new_execution_id()
-        row = {
+        row = self._new_row(
+            plan,
+            input,
+            execution_id=execution_id,
+            mode=mode,
+            workflow_version=workflow_version,
+            idempotency_key=idempotency_key,
+            parent_id=parent_id,
+        )
+        if idempotency_key is None:
+            # the common case joins the journal's next group commit
+            self.journal.execution_created(row)
+        else:
+            stored_id, created = await executions.create_row(self.db, row)
+            if not created:
+                await self.journal.flush()
+                return await executions.get_record(self.db, stored_id)
+        if prior:
+            await self._copy_prior(execution_id, prior)
+        return await self._run(plan, input, execution_id=execution_id, mode=mode, prior=prior)
+
+    def _new_row(
+        self,
+        plan: Plan,
+        input: JSON,
+        *,
+        execution_id: str,
+        mode: str,
+        workflow_version: int | None,
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The row of a new execution this process runs (leased to it)."""
+        return {
             "id": execution_id,
             "workflow_id": plan.workflow_id,
             "workflow_version": workflow_version,
@@ -243,17 +260,6 @@ class Runtime:
             "lease_until": self._lease_until(),
             "created_at": datetime.now(UTC),
         }
-        if idempotency_key is None:
-            # the common case joins the journal's next group commit
-            self.journal.execution_created(row)
-        else:
-            stored_id, created = await executions.create_row(self.db, row)
-            if not created:
-                await self.journal.flush()
-                return await executions.get_record(self.db, stored_id)
-        if prior:
-            await self._copy_prior(execution_id, prior)
-        return await self._run(plan, input, execution_id=execution_id, mode=mode, prior=prior)
 
     def _document(self, plan: Plan) -> dict[str, Any]:
         """The plan's workflow document as JSON text and its hash (computed once per plan:

@@ -276,6 +276,7 @@ async def page(
         _E.c.duration_ms,
         _E.c.error,
         _E.c.created_at,
+        _E.c.parent_id,
     )
     if workflow_id is not None:
         query = query.where(_E.c.workflow_id == workflow_id)
@@ -302,6 +303,7 @@ async def page(
             duration_ms=r.duration_ms,
             error=ErrorInfo.model_validate(r.error) if r.error else None,
             created_at=r.created_at,
+            parent_id=r.parent_id,
         )
         for r in rows
     ]

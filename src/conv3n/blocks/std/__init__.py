@@ -3,7 +3,7 @@
 `BLOCKS` is the target of the `std` entry point in the `conv3n.blocks` group.
 """
 
-from conv3n.blocks.std import flow, http_request, respond, structure, timing, transform
+from conv3n.blocks.std import file, flow, http_request, respond, structure, timing, transform
 
 BLOCKS = (
     flow.noop,
@@ -19,6 +19,7 @@ BLOCKS = (
     structure.subworkflow,
     transform.transform,
     http_request.http_request,
+    file.file,
 )
 
 __all__ = ["BLOCKS"]

@@ -94,8 +94,18 @@ class Database:
                 options.update(pool_size=2, max_overflow=2)
             self._sync = create_engine(sync_url, **options)
             if self.dialect == "sqlite":
-                _configure_sqlite(self._sync)
+                # the journal checkpoints the WAL from a thread (`checkpoint()`), so a commit on
+                # the event loop's thread never copies pages and fsyncs the database file
+                _configure_sqlite(self._sync, autocheckpoint=False)
         return self._sync
+
+    def checkpoint(self) -> None:
+        """Copy the SQLite WAL into the database file (PASSIVE: never blocks writers).
+
+        Blocking: run it in a thread. SQLite releases the GIL while it copies and syncs.
+        """
+        with self.sync_engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     @property
     def is_sqlite(self) -> bool:
@@ -178,8 +188,11 @@ class Database:
             self._sync = None
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    """WAL, a busy timeout, foreign keys, and explicit BEGIN (IMMEDIATE for writes)."""
+def _configure_sqlite(engine: Engine, *, autocheckpoint: bool = True) -> None:
+    """WAL, a busy timeout, foreign keys, and explicit BEGIN (IMMEDIATE for writes).
+
+    Without `autocheckpoint`, commits never checkpoint the WAL; the caller does.
+    """
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -191,6 +204,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")

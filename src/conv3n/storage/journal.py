@@ -31,6 +31,8 @@ DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
 """Node results larger than this (as JSON) go to the side table; listings show a marker."""
 DEFAULT_WINDOW_S = 0.002
 """How long the writer gathers events before it commits (the group-commit window)."""
+CHECKPOINT_EVERY_S = 1.0
+"""How often, at most, the writer has the SQLite WAL checkpointed (in a thread)."""
 MAX_PENDING = 5_000
 """Queued events past which a finishing execution waits for the writer (bounds memory and
 the results a crash can lose when executions keep the CPU busy)."""
@@ -86,6 +88,8 @@ class StoreJournal:
         self._closing = False
         self._oldest = 0.0
         self._sql = statements.Statements(db)
+        self._checkpoint: asyncio.Task[None] | None = None
+        self._checkpointed_at = 0.0
         self.batches = 0
         """Transactions committed so far (benchmarks and tests read it)."""
 
@@ -104,6 +108,9 @@ class StoreJournal:
         self._wake.set()
         await self._task
         self._task = None
+        if self._checkpoint is not None:
+            await self._checkpoint
+            self._checkpoint = None
 
     async def __aenter__(self) -> "StoreJournal":
         await self.start()
@@ -291,6 +298,7 @@ class StoreJournal:
                         log.exception("journal batch refused by the database; it is dropped")
                         break
                 self.batches += 1
+                self._maybe_checkpoint()
             async with self._done:
                 self._committed = count
                 self._done.notify_all()
@@ -318,6 +326,26 @@ class StoreJournal:
         async with self._db.write() as conn:
             for statement, rows in steps:
                 await sql.run_async(conn, statement, rows)
+
+    def _maybe_checkpoint(self) -> None:
+        """Start a WAL checkpoint in a thread, at most once a second and one at a time.
+
+        SQLite's own auto-checkpoint would run inside a commit on the event loop's thread,
+        copying pages and syncing the file while every execution waits.
+        """
+        if not self._db.is_sqlite or (self._checkpoint and not self._checkpoint.done()):
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._checkpointed_at < CHECKPOINT_EVERY_S:
+            return
+        self._checkpointed_at = now
+        self._checkpoint = asyncio.create_task(self._run_checkpoint(), name="conv3n-checkpoint")
+
+    async def _run_checkpoint(self) -> None:
+        try:
+            await asyncio.to_thread(self._db.checkpoint)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("WAL checkpoint failed (retried later): %s", exc)
 
     def _write_sqlite(self, steps: list[tuple[statements.Statement, list[Any]]]) -> None:
         """One SQLite transaction, synchronously on the event loop's own thread.

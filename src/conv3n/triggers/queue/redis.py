@@ -23,6 +23,12 @@ from conv3n.triggers.queue import config, consumer, payload
 
 BLOCK_MS = 2000
 CONNECT_TIMEOUT_S = 10.0
+KEEPALIVE: dict[int, int | bytes] = {
+    option: value
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+    if (option := getattr(socket, name, None)) is not None
+}
+"""A broker that vanished without closing the connection is noticed within about a minute."""
 
 
 def default_consumer() -> str:
@@ -59,12 +65,17 @@ class RedisTrigger(consumer.QueueConsumer[config.RedisConfig]):
     def _client(self, url: str) -> "redis.asyncio.Redis":
         name = self.config.channel if self.config.mode == "pubsub" else self.config.stream
         # No hidden retries inside redis-py: a lost connection ends `consume`, so the state
-        # shows `reconnecting` and the reconnect follows the trigger's own backoff.
+        # shows `reconnecting` and the reconnect follows the trigger's own backoff. No socket
+        # timeout: reads block on purpose (SUBSCRIBE, XREADGROUP BLOCK), and redis-py wraps
+        # timed writes in asyncio.wait_for, which loses cancellations on Python 3.11; TCP
+        # keepalive notices a peer that vanished instead.
         return redis.asyncio.Redis.from_url(
             url,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=None,
+            socket_keepalive=True,
+            socket_keepalive_options=KEEPALIVE,
             retry=Retry(NoBackoff(), 0),
-            health_check_interval=30,
             client_name=client_name(name or "trigger"),
         )
 

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from conv3n.model import JSON
 
@@ -75,7 +76,7 @@ def header_value(value: object) -> JSON:
     return str(value)
 
 
-def headers_of(pairs: Mapping[object, object] | None) -> dict[str, JSON]:
+def headers_of(pairs: Mapping[Any, Any] | None) -> dict[str, JSON]:
     """Broker headers as a JSON object (None for none)."""
     if not pairs:
         return {}

@@ -38,6 +38,7 @@ class Recorder:
     calls: list[tuple[JSON, str | None]] = field(default_factory=list)
     fail_next: int = 0
     fail_after_store_next: int = 0
+    hold: asyncio.Event | None = None
     _by_key: dict[str, str] = field(default_factory=dict)
     _queue: asyncio.Queue[Started] = field(default_factory=asyncio.Queue)
     _called: asyncio.Event = field(default_factory=asyncio.Event)
@@ -45,6 +46,8 @@ class Recorder:
     async def __call__(self, payload: JSON, *, key: str | None = None) -> str:
         self.calls.append((payload, key))
         self._called.set()
+        if self.hold is not None:
+            await self.hold.wait()  # fire has not returned: nothing may be acknowledged yet
         if self.fail_next:
             self.fail_next -= 1
             raise Unavailable("the database is down (test)")
@@ -72,9 +75,6 @@ class Recorder:
             while len(self.calls) < count:
                 self._called.clear()
                 await self._called.wait()
-
-    def nothing_queued(self) -> bool:
-        return self._queue.empty()
 
 
 class Running:

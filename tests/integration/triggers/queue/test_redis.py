@@ -239,3 +239,19 @@ async def test_concurrent_publishers_each_start_one_execution(
         got = [await running.recorder.next() for _ in range(50)]
     assert sorted(s.payload["message"]["n"] for s in got) == list(range(50))
     assert len({s.key for s in got}) == 50
+
+
+async def test_stream_entry_is_acknowledged_only_after_fire_returned(
+    r, run_trigger: RunTrigger, unique: str
+):
+    recorder = Recorder(hold=asyncio.Event())
+    async with run_trigger(stream(unique), recorder):
+        await r.xadd(unique, {"n": "1"})
+        await recorder.calls_reach(1)
+    # Stopped while fire had not returned: the entry is still pending for this consumer...
+    assert (await r.xpending(unique, "workers"))["pending"] == 1
+    # ...and the next run of the same consumer fires it from its pending list.
+    async with run_trigger(stream(unique)) as running:
+        assert (await running.recorder.next()).payload["message"] == {"n": 1}
+        await running.until(lambda: running.state.fire_count == 1)
+    assert (await r.xpending(unique, "workers"))["pending"] == 0

@@ -74,6 +74,8 @@ class QueueConsumer(Generic[C]):
         self._entered: Counter[str] = Counter()
         self._changed = asyncio.Event()
         self._fire_failures = 0
+        self.acked = 0
+        """Messages acknowledged to the broker after their fire (diagnostics and tests)."""
         self._connected_at: float | None = None
         self._fire: base.Fire = _not_running
         self.log = log.bind(broker=settings.broker)
@@ -186,6 +188,11 @@ class QueueConsumer(Generic[C]):
                 self._rng,
             )
         )
+
+    def acknowledged(self) -> None:
+        """Called by a broker module once the broker has a message's acknowledgement."""
+        self.acked += 1
+        self._notify()
 
     def oversized(self, size: int) -> bool:
         """True (and reported) when a message of `size` bytes exceeds the limit."""

@@ -82,3 +82,4 @@ class MQTTTrigger(consumer.QueueConsumer[config.MQTTConfig]):
             await self.after_failed_fire()
             raise FireFailed(self.state.last_error or "fire failed")
         self._paho(client).ack(message.mid, message.qos)
+        self.acknowledged()

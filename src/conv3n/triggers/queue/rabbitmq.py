@@ -87,6 +87,7 @@ class RabbitMQTrigger(consumer.QueueConsumer[config.RabbitMQConfig]):
         key = f"rabbitmq:{cfg.queue}:{message.message_id}" if message.message_id else None
         if await self.deliver(event, key=key):
             await message.ack()
+            self.acknowledged()
             return
         await message.nack(requeue=True)
         await self.after_failed_fire()

@@ -196,4 +196,5 @@ class RedisTrigger(consumer.QueueConsumer[config.RedisConfig]):
         if not await self.deliver(event, key=key):
             return False
         await client.xack(stream, group, entry_id)
+        self.acknowledged()
         return True

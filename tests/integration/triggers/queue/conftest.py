@@ -96,6 +96,10 @@ class Running:
     async def running(self, timeout: float = WAIT_S) -> None:
         await self.until(lambda: self.state.status == "running", timeout)
 
+    async def acked(self, count: int, timeout: float = WAIT_S) -> None:
+        """Wait until the trigger acknowledged `count` messages to the broker."""
+        await self.until(lambda: self.trigger.acked >= count, timeout)  # type: ignore[attr-defined]
+
     def entered(self, status: base.TriggerStatus) -> int:
         count: int = self.trigger.entered(status)  # type: ignore[attr-defined]
         return count

@@ -106,7 +106,7 @@ async def test_message_is_acknowledged_only_after_fire_returned(
     assert await message_count(channel, queue_name) == 1
     async with run_trigger(definition(queue_name)) as running:
         started = await running.recorder.next()
-        await running.until(lambda: running.state.fire_count == 1)
+        await running.acked(1)
     assert started.payload["headers"]["redelivered"] is True
     assert await message_count(channel, queue_name) == 0
 
@@ -130,7 +130,7 @@ async def test_redelivery_after_a_lost_reply_starts_one_execution(
     async with run_trigger(definition(queue_name), recorder) as running:
         await publish(channel, queue_name, b"once", message_id="m-3")
         await recorder.calls_reach(2)
-        await running.until(lambda: running.state.fire_count == 1)
+        await running.acked(1)
     assert len(recorder.started) == 1
     assert recorder.calls[0][1] == recorder.calls[1][1] == f"rabbitmq:{queue_name}:m-3"
 

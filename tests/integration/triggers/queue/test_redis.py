@@ -128,7 +128,7 @@ async def test_stream_entry_fires_with_its_key_and_is_acknowledged_after(
     async with run_trigger(stream(unique)) as running:
         entry_id = (await r.xadd(unique, {"order": '{"id": 1}', "source": "shop"})).decode()
         started = await running.recorder.next()
-        await running.until(lambda: running.state.fire_count == 1)
+        await running.acked(1)
         pending = await r.xpending(unique, "workers")
     assert started.payload == {"message": {"order": {"id": 1}, "source": "shop"},
                                "topic": unique, "headers": {"id": entry_id}}
@@ -153,7 +153,7 @@ async def test_stream_entry_stays_pending_when_fire_fails_and_is_fired_later(
     async with run_trigger(stream(unique), recorder) as running:
         await r.xadd(unique, {"n": "1"})
         started = await running.recorder.next()
-        await running.until(lambda: running.state.fire_count == 1)
+        await running.acked(1)
         pending = await r.xpending(unique, "workers")
     assert len(recorder.calls) == 2
     assert recorder.calls[0][1] == recorder.calls[1][1] == started.key
@@ -168,7 +168,7 @@ async def test_stream_redelivery_after_a_lost_reply_starts_one_execution(
     async with run_trigger(stream(unique), recorder) as running:
         await r.xadd(unique, {"n": "1"})
         await recorder.calls_reach(2)
-        await running.until(lambda: running.state.fire_count == 1)
+        await running.acked(1)
     assert len(recorder.started) == 1
     assert recorder.calls[0][1] == recorder.calls[1][1]
 
@@ -181,7 +181,7 @@ async def test_stream_entries_a_dead_consumer_left_pending_are_claimed(
     await r.xreadgroup("workers", "dead-consumer", {unique: ">"})  # read, never acknowledged
     async with run_trigger(stream(unique, claim_idle_ms=1)) as running:
         started = await running.recorder.next()
-        await running.until(lambda: running.state.fire_count == 1)
+        await running.acked(1)
         pending = await r.xpending(unique, "workers")
     assert started.key == f"redis:{unique}:workers:{entry_id}"
     assert pending["pending"] == 0
@@ -253,5 +253,5 @@ async def test_stream_entry_is_acknowledged_only_after_fire_returned(
     # ...and the next run of the same consumer fires it from its pending list.
     async with run_trigger(stream(unique)) as running:
         assert (await running.recorder.next()).payload["message"] == {"n": 1}
-        await running.until(lambda: running.state.fire_count == 1)
+        await running.acked(1)
     assert (await r.xpending(unique, "workers"))["pending"] == 0

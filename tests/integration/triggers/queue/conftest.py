@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import psutil
 import pytest
 
 from conv3n.errors import Unavailable
@@ -110,6 +111,14 @@ class Running:
             lambda: self.entered("reconnecting") > before and self.state.status == "running",
             timeout,
         )
+
+
+def connections_to(port: int) -> set[int]:
+    """Local ports of this process's open TCP connections to 127.0.0.1:`port`."""
+    return {
+        c.laddr.port for c in psutil.Process().net_connections("tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    }
 
 
 Secrets = dict[str, str]

@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import aio_pika.abc
-import psutil
 import pytest
 
 from tests.conftest import require_service
-from tests.integration.triggers.queue.conftest import Recorder, RunTrigger
+from tests.integration.triggers.queue.conftest import Recorder, RunTrigger, connections_to
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -50,14 +49,6 @@ async def message_count(channel: aio_pika.abc.AbstractChannel, queue: str) -> in
     count = declared.declaration_result.message_count
     assert count is not None
     return count
-
-
-def amqp_ports() -> set[int]:
-    """Local ports of this process's connections to RabbitMQ."""
-    return {
-        c.laddr.port for c in psutil.Process().net_connections("tcp")
-        if c.raddr and c.raddr.port == 5672
-    }
 
 
 async def close_connection_server_side(port: int) -> None:
@@ -191,9 +182,9 @@ async def test_prefetched_burst_fires_every_message_once(channel, queue_name: st
 async def test_connection_closed_by_the_broker_reconnects_and_loses_nothing(
     channel, queue_name: str, run_trigger: RunTrigger
 ):
-    ours = amqp_ports()
+    ours = connections_to(5672)
     async with run_trigger(definition(queue_name)) as running:
-        (port,) = amqp_ports() - ours
+        (port,) = connections_to(5672) - ours
         before = running.entered("reconnecting")
         await close_connection_server_side(port)
         await publish(channel, queue_name, b"while away", message_id="w")

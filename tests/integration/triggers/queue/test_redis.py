@@ -10,7 +10,7 @@ import redis.asyncio
 
 from conv3n.triggers.queue.redis import client_name
 from tests.conftest import require_service
-from tests.integration.triggers.queue.conftest import Recorder, RunTrigger
+from tests.integration.triggers.queue.conftest import Recorder, RunTrigger, connections_to
 
 pytestmark = pytest.mark.redis
 
@@ -224,11 +224,13 @@ async def test_stream_killed_connection_reconnects_and_loses_nothing(
 
 
 async def test_cancelled_trigger_closes_its_connection(r, run_trigger: RunTrigger, unique: str):
+    await r.ping()
+    ours = connections_to(6379)
     async with run_trigger(stream(unique)):
         names = [c.get("name") for c in await r.client_list()]
         assert client_name(unique) in names
-    names = [c.get("name") for c in await r.client_list()]
-    assert client_name(unique) not in names
+        assert len(connections_to(6379) - ours) == 1
+    assert connections_to(6379) - ours == set()
 
 
 async def test_concurrent_publishers_each_start_one_execution(

@@ -9,7 +9,14 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from conv3n.model import Problem
@@ -54,16 +61,19 @@ class QueueConfig(BaseModel):
         30_000, ge=1, le=600_000, description="Longest delay between reconnection attempts."
     )
 
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, url: str | None) -> str | None:
+        if url is not None and urlsplit(url).scheme.split("+")[0].lower() not in cls.schemes:
+            allowed = ", ".join(f"{s}://" for s in cls.schemes)
+            raise ValueError(f"this broker's URL starts with {allowed}")
+        return url
+
     def _cross_problems(self) -> list[InitErrorDetails]:
         """Rules between fields; broker models add theirs."""
         problems: list[InitErrorDetails] = []
         if (self.url is None) == (self.credential is None):
             problems.append(_problem("url", "give exactly one of `url` and `credential`"))
-        if self.url is not None:
-            scheme = urlsplit(self.url).scheme.split("+")[0].lower()
-            if scheme not in self.schemes:
-                allowed = ", ".join(f"{s}://" for s in self.schemes)
-                problems.append(_problem("url", f"a {self.broker} URL starts with {allowed}"))
         if self.reconnect_max_ms < self.reconnect_min_ms:
             problems.append(
                 _problem("reconnect_max_ms", "must not be smaller than `reconnect_min_ms`")
@@ -169,13 +179,12 @@ class MQTTConfig(QueueConfig):
     )
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive interval.")
 
-    def _cross_problems(self) -> list[InitErrorDetails]:
-        problems = super()._cross_problems()
-        if not _MQTT_FILTER.match(self.topic):
-            problems.append(
-                _problem("topic", "`+` must fill a whole level and `#` must be the last level")
-            )
-        return problems
+    @field_validator("topic")
+    @classmethod
+    def _filter(cls, topic: str) -> str:
+        if not _MQTT_FILTER.match(topic):
+            raise ValueError("`+` must fill a whole level and `#` must be the last level")
+        return topic
 
 
 
@@ -215,10 +224,16 @@ class NATSConfig(QueueConfig):
         description="jetstream: redeliver a message not acknowledged in this time.",
     )
 
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, subject: str) -> str:
+        if not _nats_subject_ok(subject):
+            raise ValueError("not a valid NATS subject (dot-separated tokens; `*` and `>` fill "
+                             "a whole token, `>` only last)")
+        return subject
+
     def _cross_problems(self) -> list[InitErrorDetails]:
         problems = super()._cross_problems()
-        if not _nats_subject_ok(self.subject):
-            problems.append(_problem("subject", "not a valid NATS subject"))
         if self.mode == "jetstream":
             for name in ("stream", "durable"):
                 if getattr(self, name) is None:
@@ -258,7 +273,7 @@ AnyQueueConfig = RedisConfig | RabbitMQConfig | MQTTConfig | NATSConfig | Postgr
 
 
 def _message(error: Mapping[str, Any]) -> str:
-    message = str(error["msg"])
+    message = str(error["msg"]).removeprefix("Value error, ")
     return message[:1].lower() + message[1:]
 
 

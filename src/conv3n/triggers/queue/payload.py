@@ -32,6 +32,13 @@ def _no_constant(name: str) -> JSON:
     raise ValueError(name)
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400 overflows to inf, which JSON cannot carry
+        raise ValueError(text)
+    return number
+
+
 def decode(body: bytes | str) -> JSON:
     """A message body as JSON if it parses, else text, else the base64 form."""
     if isinstance(body, bytes):
@@ -42,7 +49,7 @@ def decode(body: bytes | str) -> JSON:
     else:
         text = body
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError):
         return text
 

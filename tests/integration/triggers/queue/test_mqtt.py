@@ -119,3 +119,15 @@ async def test_broker_restart_reconnects_and_later_messages_fire(
             await running.reconnected(before)
             await publish(topic, "after restart", port=broker.port)
             assert (await running.recorder.next()).payload["message"] == "after restart"
+
+
+async def test_concurrent_publishers_each_start_one_execution(mosquitto: None,
+                                                               run_trigger: RunTrigger,
+                                                               unique: str):
+    topic = f"{unique}/burst"
+    async with run_trigger(definition(topic, unique)) as running:
+        async with aiomqtt.Client("127.0.0.1", 1883) as client:
+            await asyncio.gather(*(client.publish(topic, str(i), qos=1) for i in range(50)))
+        got = [await running.recorder.next() for _ in range(50)]
+        await running.acked(50)
+    assert sorted(s.payload["message"] for s in got) == list(range(50))

@@ -151,3 +151,14 @@ async def test_broker_restart_reconnects_and_nothing_stored_is_lost(
             finally:
                 await client.close()
             assert (await running.recorder.next()).payload["message"] == "after restart"
+
+
+async def test_jetstream_concurrent_publishers_each_start_one_execution(
+    nc, stream: str, run_trigger: RunTrigger
+):
+    async with run_trigger(jetstream(stream, batch=7)) as running:
+        js = nc.jetstream()
+        await asyncio.gather(*(js.publish(f"{stream}.n", str(i).encode()) for i in range(50)))
+        got = [await running.recorder.next() for _ in range(50)]
+    assert sorted(s.payload["message"] for s in got) == list(range(50))
+    assert len({s.key for s in got}) == 50

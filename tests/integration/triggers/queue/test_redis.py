@@ -257,3 +257,12 @@ async def test_stream_entry_is_acknowledged_only_after_fire_returned(
         assert (await running.recorder.next()).payload["message"] == {"n": 1}
         await running.acked(1)
     assert (await r.xpending(unique, "workers"))["pending"] == 0
+
+
+async def test_missing_credential_secret_is_reported_and_retried(run_trigger: RunTrigger,
+                                                                 unique: str):
+    definition = {"type": "queue", "broker": "redis", "credential": "not-stored",
+                  "channel": unique}
+    async with run_trigger(definition, wait=False) as running:
+        await running.until(lambda: running.entered("reconnecting") >= 1)
+        assert "not-stored" in (running.state.last_error or "")

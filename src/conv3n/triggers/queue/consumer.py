@@ -1,7 +1,7 @@
 """What every broker's queue trigger shares: state, the reconnect loop, firing one message.
 
 A broker module subclasses `QueueConsumer` and implements `consume(url)`: connect, subscribe,
-call `connected()`, then `deliver(...)` each message and acknowledge after it returns True.
+call `connected()`, then `deliver(...)` each message and acknowledge it once that says so.
 `consume` raises when the connection is lost; `run` (driven by the trigger manager) reconnects
 with exponential backoff and jitter until cancelled.
 """
@@ -12,15 +12,17 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 import structlog
 
+from conv3n import errors
 from conv3n.model import JSON
 from conv3n.triggers import base
 from conv3n.triggers.queue import config, payload
 
 C = TypeVar("C", bound=config.QueueConfig)
+Outcome = Literal["stored", "retry", "refused"]
 Secret = Callable[[str], Awaitable[str]]
 
 log = structlog.get_logger("conv3n.triggers.queue")
@@ -161,24 +163,30 @@ class QueueConsumer(Generic[C]):
         """Connect, subscribe, deliver until the connection is lost (then raise)."""
         raise NotImplementedError
 
-    async def deliver(self, message: JSON, *, key: str | None) -> bool:
-        """Fire one message; True once the execution is durably stored (acknowledge it then).
+    async def deliver(self, message: JSON, *, key: str | None) -> Outcome:
+        """Fire one message and say what the broker should do with it.
 
-        False when `fire` failed: the error is in last_error and the caller returns the message
-        to the broker, then awaits `after_failed_fire()`.
+        `stored`: the execution is durably stored; acknowledge the message. `retry`: `fire`
+        failed (the database is down, ...); return the message to the broker, then await
+        `after_failed_fire()`. `refused`: the runtime refused this input for good
+        (`InvalidInput`); acknowledge or reject it without redelivery, as for an oversized one.
+        The error of the last two is in last_error.
         """
         try:
             await self._fire(message, key=key)
-        except Exception as failure:  # noqa: BLE001 - any fire failure returns the message
+        except errors.InvalidInput as refusal:
+            self.report(f"the message was refused and will not be retried: {describe(refusal)}")
+            return "refused"
+        except Exception as failure:  # noqa: BLE001 - any other failure returns the message
             self._fire_failures += 1
             self._status(self._state.status, failure)
             self.log.warning("queue trigger could not fire", error=self._state.last_error)
-            return False
+            return "retry"
         self._fire_failures = 0
         self._state.fire_count += 1
         self._state.last_fire_at = datetime.now(UTC)
         self._notify()
-        return True
+        return "stored"
 
     async def after_failed_fire(self) -> None:
         """Wait (growing with consecutive failures) before the message comes back."""

@@ -78,7 +78,7 @@ class MQTTTrigger(consumer.QueueConsumer[config.MQTTConfig]):
         if properties:
             headers.update({str(k): payload.header_value(v) for k, v in properties})
         event = payload.event(payload.decode(data), message.topic.value, headers)
-        if not await self.deliver(event, key=None):
+        if await self.deliver(event, key=None) == "retry":
             await self.after_failed_fire()
             raise FireFailed(self.state.last_error or "fire failed")
         self._paho(client).ack(message.mid, message.qos)

@@ -121,11 +121,15 @@ class NATSTrigger(consumer.QueueConsumer[config.NATSConfig]):
                         "delivered": meta.num_delivered})
         event = payload.event(payload.decode(message.data), message.subject, headers)
         key = f"nats:{stream}:{durable}:{meta.sequence.stream}"
-        if await self.deliver(event, key=key):
+        outcome = await self.deliver(event, key=key)
+        if outcome == "stored":
             # Wait for the server to confirm: an ack lost on the way would redeliver (and the
             # key would catch it), but a confirmed one keeps ack_pending honest.
             await message.ack_sync(timeout=CONNECT_TIMEOUT_S)
             self.acknowledged()
-            return True
-        await message.nak()
-        return False
+        elif outcome == "refused":
+            await message.term()
+        else:
+            await message.nak()
+            return False
+        return True

@@ -2,7 +2,8 @@
 
 The queue is declared durable (or only checked, `passive`) and optionally bound to an exchange.
 A message is acked once its execution is stored, nacked with requeue when `fire` fails, and
-rejected without requeue (dead-lettered, if the queue has a dead-letter exchange) when too large.
+rejected without requeue (dead-lettered, if the queue has a dead-letter exchange) when too large
+or refused by the runtime.
 The fire key is `rabbitmq:{queue}:{message_id}` when the publisher set a message_id.
 """
 
@@ -85,10 +86,13 @@ class RabbitMQTrigger(consumer.QueueConsumer[config.RabbitMQConfig]):
             message_headers(message),
         )
         key = f"rabbitmq:{cfg.queue}:{message.message_id}" if message.message_id else None
-        if await self.deliver(event, key=key):
+        outcome = await self.deliver(event, key=key)
+        if outcome == "stored":
             await message.ack()
             self.acknowledged()
-            return
-        await message.nack(requeue=True)
-        await self.after_failed_fire()
+        elif outcome == "refused":
+            await message.reject(requeue=False)
+        else:
+            await message.nack(requeue=True)
+            await self.after_failed_fire()
 

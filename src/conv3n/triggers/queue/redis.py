@@ -193,8 +193,8 @@ class RedisTrigger(consumer.QueueConsumer[config.RedisConfig]):
             message = {k: payload.decode(v) for k, v in decoded.items()}
         event = payload.event(message, stream, headers)
         key = f"redis:{stream}:{self.config.group}:{entry_id}"
-        if not await self.deliver(event, key=key):
+        if await self.deliver(event, key=key) == "retry":
             return False
-        await client.xack(stream, group, entry_id)
+        await client.xack(stream, group, entry_id)  # stored, or refused for good
         self.acknowledged()
         return True

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import psutil
 import pytest
 
-from conv3n.errors import Unavailable
+from conv3n.errors import InvalidInput, Unavailable
 from conv3n.model import JSON
 from conv3n.triggers import base
 from conv3n.triggers.queue import build
@@ -40,6 +40,7 @@ class Recorder:
     fail_next: int = 0
     fail_after_store_next: int = 0
     hold: asyncio.Event | None = None
+    refuse_next: int = 0
     _by_key: dict[str, str] = field(default_factory=dict)
     _queue: asyncio.Queue[Started] = field(default_factory=asyncio.Queue)
     _called: asyncio.Event = field(default_factory=asyncio.Event)
@@ -49,6 +50,9 @@ class Recorder:
         self._called.set()
         if self.hold is not None:
             await self.hold.wait()  # fire has not returned: nothing may be acknowledged yet
+        if self.refuse_next:
+            self.refuse_next -= 1
+            raise InvalidInput("the input is not accepted (test)")
         if self.fail_next:
             self.fail_next -= 1
             raise Unavailable("the database is down (test)")

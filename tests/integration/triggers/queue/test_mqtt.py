@@ -131,3 +131,17 @@ async def test_concurrent_publishers_each_start_one_execution(mosquitto: None,
         got = [await running.recorder.next() for _ in range(50)]
         await running.acked(50)
     assert sorted(s.payload["message"] for s in got) == list(range(50))
+
+
+async def test_message_refused_by_the_runtime_is_acknowledged_not_redelivered(
+    mosquitto: None, run_trigger: RunTrigger, unique: str
+):
+    topic = f"{unique}/t"
+    recorder = Recorder(refuse_next=1)
+    async with run_trigger(definition(topic, unique), recorder) as running:
+        await publish(topic, "bad")
+        await publish(topic, "good")
+        started = await recorder.next()
+        assert running.entered("reconnecting") == 0
+    assert started.payload["message"] == "good"
+    assert len(recorder.calls) == 2

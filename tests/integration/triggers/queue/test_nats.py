@@ -162,3 +162,19 @@ async def test_jetstream_concurrent_publishers_each_start_one_execution(
         got = [await running.recorder.next() for _ in range(50)]
     assert sorted(s.payload["message"] for s in got) == list(range(50))
     assert len({s.key for s in got}) == 50
+
+
+async def test_jetstream_message_refused_by_the_runtime_is_terminated(
+    nc, stream: str, run_trigger: RunTrigger
+):
+    recorder = Recorder(refuse_next=1)
+    async with run_trigger(jetstream(stream), recorder) as running:
+        await nc.jetstream().publish(f"{stream}.a", b"bad")
+        await nc.jetstream().publish(f"{stream}.a", b"good")
+        started = await recorder.next()
+        await running.acked(1)
+    assert started.payload["message"] == "good"
+    assert len(recorder.calls) == 2
+    info = await nc.jetstream().consumer_info(stream, "conv3n")
+    assert info.num_ack_pending == 0
+    assert info.num_redelivered == 0

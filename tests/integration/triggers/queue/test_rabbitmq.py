@@ -192,3 +192,17 @@ async def test_connection_closed_by_the_broker_reconnects_and_loses_nothing(
         assert "CONNECTION_FORCED" in (running.state.last_error or "")
         started = await running.recorder.next()
     assert started.payload["message"] == "while away"
+
+
+async def test_message_refused_by_the_runtime_is_rejected_not_requeued(
+    channel, queue_name: str, run_trigger: RunTrigger
+):
+    recorder = Recorder(refuse_next=1)
+    async with run_trigger(definition(queue_name), recorder) as running:
+        await publish(channel, queue_name, b"bad")
+        await publish(channel, queue_name, b"good")
+        started = await recorder.next()
+        await running.acked(1)
+    assert started.payload["message"] == "good"
+    assert len(recorder.calls) == 2
+    assert await message_count(channel, queue_name) == 0

@@ -266,3 +266,19 @@ async def test_missing_credential_secret_is_reported_and_retried(run_trigger: Ru
     async with run_trigger(definition, wait=False) as running:
         await running.until(lambda: running.entered("reconnecting") >= 1)
         assert "not-stored" in (running.state.last_error or "")
+
+
+async def test_stream_entry_refused_by_the_runtime_is_acknowledged_not_retried(
+    r, run_trigger: RunTrigger, unique: str
+):
+    recorder = Recorder(refuse_next=1)
+    async with run_trigger(stream(unique), recorder) as running:
+        await r.xadd(unique, {"n": "bad"})
+        await r.xadd(unique, {"n": "good"})
+        started = await recorder.next()
+        await running.acked(1)
+        pending = await r.xpending(unique, "workers")
+    assert started.payload["message"] == {"n": "good"}
+    assert len(recorder.calls) == 2
+    assert "refused and will not be retried" in (running.state.last_error or "")
+    assert pending["pending"] == 0

@@ -8,6 +8,7 @@ unacknowledged message on reconnect (MQTT has no nack).
 """
 
 import hashlib
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -34,6 +35,9 @@ def default_client_id(url: str, topic: str) -> str:
 class MQTTTrigger(consumer.QueueConsumer[config.MQTTConfig]):
     """An MQTT topic trigger."""
 
+    _resumed = False
+    """Whether the broker kept this client's session at the last connect."""
+
     def _client(self, url: str) -> aiomqtt.Client:
         cfg = self.config
         parts = urlsplit(url)
@@ -49,8 +53,18 @@ class MQTTTrigger(consumer.QueueConsumer[config.MQTTConfig]):
             timeout=CONNECT_TIMEOUT_S,
             tls_params=aiomqtt.TLSParameters() if secure else None,
         )
+        paho_client = self._paho(client)
         # PUBACK after fire, not when the message arrives (paho 2's manual_ack).
-        self._paho(client).manual_ack_set(True)
+        paho_client.manual_ack_set(True)
+        # aiomqtt drops CONNACK's session-present flag; keep it (see `_message`).
+        aiomqtt_on_connect = paho_client.on_connect
+
+        def on_connect(*args: Any) -> None:
+            self._resumed = bool(args[2].session_present)
+            if aiomqtt_on_connect is not None:
+                aiomqtt_on_connect(*args)
+
+        paho_client.on_connect = on_connect
         return client
 
     @staticmethod
@@ -71,6 +85,12 @@ class MQTTTrigger(consumer.QueueConsumer[config.MQTTConfig]):
         data = bytes(body) if isinstance(body, bytes | bytearray) else str(body).encode()
         if self.oversized(len(data)):
             self._paho(client).ack(message.mid, message.qos)  # dropped, and reported
+            return
+        if message.retain and self._resumed:
+            # Re-subscribing on a resumed session makes the broker send the topic's retained
+            # message again (MQTT 3.1.1 §3.8.4), flagged retain; it was fired when first
+            # received. New messages for an existing subscription arrive with retain unset.
+            self._paho(client).ack(message.mid, message.qos)
             return
         headers: dict[str, JSON] = {"qos": message.qos, "retain": bool(message.retain),
                                     "mid": message.mid}

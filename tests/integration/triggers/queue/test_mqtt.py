@@ -145,3 +145,22 @@ async def test_message_refused_by_the_runtime_is_acknowledged_not_redelivered(
         assert running.entered("reconnecting") == 0
     assert started.payload["message"] == "good"
     assert len(recorder.calls) == 2
+
+
+async def test_retained_message_fires_once_not_again_on_each_reconnect(
+    mosquitto: None, run_trigger: RunTrigger, unique: str
+):
+    topic = f"{unique}/state"
+    await publish(topic, "retained", retain=True)
+    try:
+        async with run_trigger(definition(topic, unique)) as running:
+            first = await running.recorder.next()
+            await running.acked(1)
+        assert first.payload["headers"]["retain"] is True
+        async with run_trigger(definition(topic, unique)) as running:
+            await publish(topic, "live")
+            second = await running.recorder.next()
+        assert second.payload["message"] == "live"
+        assert len(running.recorder.calls) == 1
+    finally:
+        await publish(topic, b"", retain=True)  # clears the retained message

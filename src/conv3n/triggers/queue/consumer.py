@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Generic, Literal, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import structlog
 
@@ -80,6 +81,7 @@ class QueueConsumer(Generic[C]):
         """Messages acknowledged to the broker after their fire (diagnostics and tests)."""
         self._connected_at: float | None = None
         self._fire: base.Fire = _not_running
+        self._hidden: set[str] = set()
         self.log = log.bind(broker=settings.broker)
 
     @property
@@ -99,7 +101,10 @@ class QueueConsumer(Generic[C]):
 
     def _status(self, status: base.TriggerStatus, error: BaseException | str | None = None) -> None:
         if error is not None:
-            self._state.last_error = error if isinstance(error, str) else describe(error)
+            text = error if isinstance(error, str) else describe(error)
+            for secret in self._hidden:
+                text = text.replace(secret, "***")
+            self._state.last_error = text
             self._state.last_error_at = datetime.now(UTC)
         if status != self._state.status:
             self._state.status = status
@@ -122,11 +127,18 @@ class QueueConsumer(Generic[C]):
         self.log.warning("queue trigger message problem", error=self._state.last_error)
 
     async def url(self) -> str:
-        """The broker URL, from `url` or the `credential` secret (read at every connect)."""
+        """The broker URL, from `url` or the `credential` secret (read at every connect).
+
+        Its password never reaches last_error, whatever a library puts in its messages.
+        """
         if self.config.url is not None:
-            return self.config.url
-        # The model requires one of the two.
-        return await self._secret(self.config.credential or "")
+            url = self.config.url
+        else:
+            url = await self._secret(self.config.credential or "")  # the model requires one
+        password = urlsplit(url).password
+        if password:
+            self._hidden = {p for p in (password, unquote(password)) if len(p) >= 3}
+        return url
 
     async def run(self, fire: base.Fire) -> None:
         """Run until cancelled; connection failures are retried with backoff, never raised."""

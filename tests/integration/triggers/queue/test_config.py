@@ -12,8 +12,8 @@ import pytest
 
 from conv3n.errors import WorkflowInvalid
 from conv3n.model import JSON
-from conv3n.triggers.queue import MODELS, build, parse, payload, validate
-from conv3n.triggers.queue.consumer import backoff_delay, checkpoint
+from conv3n.triggers.queue import MODELS, RedisConfig, build, parse, payload, validate
+from conv3n.triggers.queue.consumer import QueueConsumer, backoff_delay, checkpoint
 
 VALID: dict[str, dict[str, JSON]] = {
     "redis": {"type": "queue", "broker": "redis", "url": "redis://127.0.0.1:6379/0",
@@ -192,3 +192,29 @@ async def test_checkpoint_raises_a_cancellation_a_library_swallowed():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_last_error_never_shows_the_url_password():
+    class Leaky(QueueConsumer[RedisConfig]):
+        async def consume(self, url: str) -> None:
+            raise ConnectionError(f"cannot reach {url}")
+
+    async def secret(name: str) -> str:
+        return "redis://user:p%40ss-w0rd@127.0.0.1:1/0"
+
+    definition = {"type": "queue", "broker": "redis", "credential": "r", "channel": "c"}
+    trigger = Leaky(RedisConfig.model_validate(definition), secret=secret)
+
+    async def fire(payload: JSON, *, key: str | None = None) -> str:
+        return "x"
+
+    task = asyncio.create_task(trigger.run(fire))
+    try:
+        await asyncio.wait_for(trigger.until(lambda: trigger.state.last_error is not None), 5)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    error = trigger.state.last_error or ""
+    assert "cannot reach redis://user:***@127.0.0.1:1/0" in error
+    assert "w0rd" not in error

@@ -206,3 +206,4 @@ async def test_message_refused_by_the_runtime_is_rejected_not_requeued(
     assert started.payload["message"] == "good"
     assert len(recorder.calls) == 2
     assert await message_count(channel, queue_name) == 0
+

@@ -93,3 +93,14 @@ async def own_nats(data: Path) -> AsyncIterator[OwnBroker]:
     command = ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data)]
     async with own_broker("nats-server", command, port) as broker:
         yield broker
+
+
+@contextlib.asynccontextmanager
+async def own_redis(data: Path) -> AsyncIterator[OwnBroker]:
+    """A redis-server with an append-only file in `data` (streams survive its restart)."""
+    port = free_port()
+    data.mkdir(parents=True, exist_ok=True)
+    command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+               "--appendonly", "yes", "--dir", str(data)]
+    async with own_broker("redis-server", command, port) as broker:
+        yield broker

@@ -4,12 +4,14 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio
 
 from conv3n.triggers.queue.redis import client_name
 from tests.conftest import require_service
+from tests.integration.triggers.queue.brokers import own_redis
 from tests.integration.triggers.queue.conftest import Recorder, RunTrigger, connections_to
 
 pytestmark = pytest.mark.redis
@@ -282,3 +284,32 @@ async def test_stream_entry_refused_by_the_runtime_is_acknowledged_not_retried(
     assert len(recorder.calls) == 2
     assert "refused and will not be retried" in (running.state.last_error or "")
     assert pending["pending"] == 0
+
+
+@pytest.mark.slow
+async def test_broker_restart_loses_no_entry_and_a_lost_ack_starts_nothing_twice(
+    run_trigger: RunTrigger, unique: str, tmp_path: Path
+):
+    async with own_redis(tmp_path / "redis") as broker:
+        url = f"redis://127.0.0.1:{broker.port}/0"
+        hold = asyncio.Event()
+        recorder = Recorder(hold=hold)
+        async with run_trigger(stream(unique, url=url), recorder) as running:
+            publisher = redis.asyncio.Redis.from_url(url)
+            await publisher.xadd(unique, {"n": "before"})
+            await publisher.aclose()
+            await recorder.calls_reach(1)
+            before = running.entered("reconnecting")
+            await broker.stop()
+            hold.set()  # stored while Redis is down: its XACK fails
+            await running.until(lambda: running.state.status == "reconnecting")
+            assert running.state.last_error is not None
+            await broker.start()
+            await running.reconnected(before)
+            publisher = redis.asyncio.Redis.from_url(url)
+            await publisher.xadd(unique, {"n": "after"})
+            await publisher.aclose()
+            await running.acked(2)
+    assert [s.payload["message"] for s in recorder.started] == [{"n": "before"}, {"n": "after"}]
+    assert len(recorder.calls) == 3  # "before" fired again from the pending list, same key
+    assert recorder.calls[0][1] == recorder.calls[1][1]

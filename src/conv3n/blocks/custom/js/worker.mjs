@@ -1,0 +1,321 @@
+// conv3n custom/code worker for Bun and Node: runs one call at a time.
+//
+// Protocol (newline-delimited JSON; JSON text never holds a raw newline):
+//   worker -> host, once:   {"ready": true, "runtime": "bun 1.x" | "node v20.x"}
+//   host -> worker:         {"id": n, "path": "/abs/<hash>.mjs", "ctx": {...}}
+//   worker -> host:         {"id": n, "ok": true, "console": [[level, text]...], "heap": bytes,
+//                            "value": <JSON>}
+//                        or {"id": n, "ok": false, "console": [...], "error": {"kind", "message",
+//                            "stack"?, "line"?, "column"?}}
+//   worker -> host, on process.exit() in user code: {"exit": code, "console": [...]}
+// Each call imports the user's file with a fresh query string, so module state is new per call;
+// globals the call added and timers it left behind are removed after it.
+
+import fs from "node:fs";
+import util from "node:util";
+import { spawnSync } from "node:child_process";
+
+const MAX_RESULT_BYTES = Number(process.argv[2] || 268435456);
+const MAX_CONSOLE_BYTES = 1048576;
+const WORKER_FILE = new URL(import.meta.url).pathname;
+const IS_BUN = typeof globalThis.Bun !== "undefined";
+const RUNTIME = IS_BUN ? `bun ${globalThis.Bun.version}` : `node ${process.version}`;
+
+const writeOut = process.stdout.write.bind(process.stdout);
+const baselineGlobals = new Set(Reflect.ownKeys(globalThis));
+const realTimers = {
+  setTimeout: globalThis.setTimeout,
+  setInterval: globalThis.setInterval,
+  setImmediate: globalThis.setImmediate,
+  clearTimeout: globalThis.clearTimeout,
+  clearInterval: globalThis.clearInterval,
+  clearImmediate: globalThis.clearImmediate,
+};
+
+let current = null; // {id, path, console: [], consoleBytes, timers: Set, immediates: Set}
+let sequence = 0;
+
+// ---- console capture -------------------------------------------------------------------------
+
+function capture(level, args) {
+  if (current === null) return;
+  const text = util.format(...args);
+  if (current.consoleBytes >= MAX_CONSOLE_BYTES) return;
+  current.consoleBytes += text.length;
+  if (current.consoleBytes >= MAX_CONSOLE_BYTES) {
+    current.console.push([level, text.slice(0, 1000) + " ... (console output cut at 1 MiB)"]);
+  } else {
+    current.console.push([level, text]);
+  }
+}
+
+for (const level of ["log", "info", "debug", "warn", "error", "trace"]) {
+  console[level] = (...args) => capture(level === "trace" ? "debug" : level, args);
+}
+console.dir = (value) => capture("log", [util.inspect(value)]);
+const streamWriter = (level) => (chunk, encoding, callback) => {
+  capture(level, [typeof chunk === "string" ? chunk.replace(/\n$/, "") : String(chunk)]);
+  if (typeof encoding === "function") encoding();
+  else if (typeof callback === "function") callback();
+  return true;
+};
+process.stdout.write = streamWriter("log");
+process.stderr.write = streamWriter("error");
+
+// ---- timers a call leaves behind are cleared after it ----------------------------------------
+
+globalThis.setTimeout = (...args) => track(realTimers.setTimeout(...args), "timers");
+globalThis.setInterval = (...args) => track(realTimers.setInterval(...args), "timers");
+globalThis.setImmediate = (...args) => track(realTimers.setImmediate(...args), "immediates");
+for (const name of ["setTimeout", "setInterval", "setImmediate"]) baselineGlobals.add(name);
+
+function track(handle, kind) {
+  if (current !== null) current[kind].add(handle);
+  return handle;
+}
+
+function cleanUp(call) {
+  for (const handle of call.timers) realTimers.clearTimeout(handle);
+  for (const handle of call.immediates) realTimers.clearImmediate(handle);
+  for (const key of Reflect.ownKeys(globalThis)) {
+    if (!baselineGlobals.has(key)) {
+      try {
+        delete globalThis[key];
+      } catch {
+        // a non-configurable global stays; the host retires workers after a number of calls
+      }
+    }
+  }
+}
+
+// ---- errors ------------------------------------------------------------------------------------
+
+function userName(path) {
+  return path.endsWith(".mts") ? "code.ts" : "code.js";
+}
+
+function cleanStack(stack, path) {
+  const name = userName(path);
+  const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const userFile = new RegExp(`(?:file://)?${escaped}(?:\\?v=\\d+)?`, "g");
+  const lines = String(stack).split("\n");
+  const kept = [];
+  let first = null;
+  for (const line of lines) {
+    if (!/^\s+at /.test(line)) {
+      if (kept.length === 0 || !/^\s+at /.test(kept[kept.length - 1])) kept.push(line);
+      continue;
+    }
+    if (line.includes(WORKER_FILE) || /\(?node:|\(native\)|<anonymous>\)?$/.test(line)) continue;
+    if (!line.includes(path) && !line.includes("node_modules")) continue;
+    const rewritten = line.replace(userFile, name);
+    if (first === null) {
+      const match = rewritten.match(new RegExp(`${name.replace(".", "\\.")}:(\\d+):(\\d+)`));
+      if (match) first = { line: Number(match[1]), column: Number(match[2]) };
+    }
+    kept.push(rewritten);
+  }
+  return { stack: kept.join("\n").replaceAll(userFile, name), position: first };
+}
+
+function describeThrown(error, path) {
+  if (error instanceof Error || (error && typeof error.stack === "string")) {
+    const head = `${error.name || "Error"}: ${error.message}`;
+    const { stack, position } = cleanStack(error.stack || head, path);
+    return { kind: "exception", message: head, stack, ...(position || {}) };
+  }
+  let text;
+  try {
+    text = typeof error === "string" ? error : util.inspect(error, { depth: 3 });
+  } catch {
+    text = String(error);
+  }
+  return { kind: "exception", message: `a non-Error value: ${text}` };
+}
+
+function syntaxError(error, path) {
+  // Bun reports a BuildMessage (or an AggregateError of them) with a position.
+  const messages = error && Array.isArray(error.errors) && error.errors.length ? error.errors : [error];
+  const position = messages[0] && messages[0].position;
+  if (position && typeof position.line === "number") {
+    const text = String(messages[0].message || error.message);
+    return {
+      kind: "syntax",
+      message: text,
+      line: position.line,
+      column: position.column,
+      source: position.lineText,
+    };
+  }
+  if (!(error instanceof SyntaxError)) return null;
+  // Node does not expose the position of a module's SyntaxError: ask its own checker.
+  const found = { kind: "syntax", message: error.message };
+  if (!IS_BUN) {
+    const checked = spawnSync(process.execPath, ["--check", path], { encoding: "utf8" });
+    const lines = String(checked.stderr || "").split("\n");
+    const header = lines[0] && lines[0].match(/:(\d+)$/);
+    if (header) {
+      found.line = Number(header[1]);
+      found.source = lines[1];
+      const caret = (lines[2] || "").indexOf("^");
+      if (caret >= 0) found.column = caret + 1;
+    }
+  }
+  return found;
+}
+
+// ---- results -----------------------------------------------------------------------------------
+
+class NotJson extends Error {}
+
+function kindOf(value) {
+  if (value === null) return "null";
+  if (typeof value !== "object") return typeof value;
+  const name = value.constructor && value.constructor.name;
+  return name || "object";
+}
+
+function checkJson(value, path, ancestors) {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return;
+    case "number":
+      if (!Number.isFinite(value)) throw new NotJson(`${value} at ${path} is not a JSON number`);
+      return;
+    case "undefined":
+      return;
+    case "bigint":
+      throw new NotJson(`a BigInt at ${path} (convert it with Number() or String())`);
+    case "function":
+    case "symbol":
+      throw new NotJson(`a ${typeof value} at ${path}`);
+  }
+  if (value === null) return;
+  if (typeof value.toJSON === "function") {
+    checkJson(value.toJSON(), path, ancestors);
+    return;
+  }
+  if (ancestors.has(value)) throw new NotJson(`a cycle at ${path} (it refers to an enclosing value)`);
+  if (value instanceof Map || value instanceof Set || value instanceof WeakMap || value instanceof WeakSet) {
+    throw new NotJson(`a ${kindOf(value)} at ${path} (use an object or an array)`);
+  }
+  if (value instanceof Promise || typeof value.then === "function") {
+    throw new NotJson(`a Promise at ${path} (await it first)`);
+  }
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+    throw new NotJson(`a ${kindOf(value)} at ${path} (use Array.from() or a string)`);
+  }
+  ancestors.add(value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) checkJson(value[i], `${path}[${i}]`, ancestors);
+  } else {
+    for (const key of Object.keys(value)) {
+      const child = /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+      checkJson(value[key], child, ancestors);
+    }
+  }
+  ancestors.delete(value);
+}
+
+function encodeResult(value) {
+  try {
+    checkJson(value, "$", new Set());
+  } catch (error) {
+    if (error instanceof NotJson) return { error: `main() returned a value that is not JSON: ${error.message}` };
+    if (error instanceof RangeError) return { error: "main() returned a value nested too deeply for JSON" };
+    throw error;
+  }
+  const text = value === undefined ? "null" : JSON.stringify(value);
+  const size = Buffer.byteLength(text);
+  if (size > MAX_RESULT_BYTES) {
+    return { error: `main() returned ${size} bytes of JSON, more than the limit of ${MAX_RESULT_BYTES}` };
+  }
+  return { text };
+}
+
+// ---- calls -------------------------------------------------------------------------------------
+
+function send(text) {
+  writeOut(text + "\n");
+}
+
+function reply(call, fields, valueText) {
+  const head = { id: call.id, console: call.console, heap: process.memoryUsage().heapUsed, ...fields };
+  const json = JSON.stringify(head);
+  send(valueText === undefined ? json : `${json.slice(0, -1)},"value":${valueText}}`);
+}
+
+async function run(request) {
+  const call = {
+    id: request.id,
+    path: request.path,
+    console: [],
+    consoleBytes: 0,
+    timers: new Set(),
+    immediates: new Set(),
+  };
+  current = call;
+  try {
+    let module;
+    try {
+      module = await import(`${request.path}?v=${++sequence}`);
+    } catch (error) {
+      const syntax = syntaxError(error, request.path);
+      return reply(call, { ok: false, error: syntax || describeThrown(error, request.path) });
+    }
+    const main = module.default;
+    if (typeof main !== "function") {
+      const what = main === undefined ? "no default export" : `a default export that is a ${kindOf(main)}`;
+      return reply(call, {
+        ok: false,
+        error: { kind: "export", message: `the code has ${what}: write \`export default function main(ctx) { ... }\`` },
+      });
+    }
+    let value;
+    try {
+      value = await main(request.ctx);
+    } catch (error) {
+      return reply(call, { ok: false, error: describeThrown(error, request.path) });
+    }
+    const encoded = encodeResult(value);
+    if (encoded.error) return reply(call, { ok: false, error: { kind: "result", message: encoded.error } });
+    return reply(call, { ok: true }, encoded.text);
+  } finally {
+    current = null;
+    cleanUp(call);
+  }
+}
+
+process.on("exit", (code) => {
+  if (current !== null) {
+    fs.writeSync(1, JSON.stringify({ exit: code, console: current.console }) + "\n");
+  }
+});
+process.on("uncaughtException", (error) => {
+  if (current !== null) capture("error", [`uncaught: ${describeThrown(error, current.path).message}`]);
+});
+process.on("unhandledRejection", (error) => {
+  if (current !== null) capture("error", [`unhandled rejection: ${describeThrown(error, current.path).message}`]);
+});
+
+let chunks = [];
+let queue = Promise.resolve();
+process.stdin.on("data", (chunk) => {
+  let start = 0;
+  let end = chunk.indexOf(10);
+  while (end !== -1) {
+    chunks.push(chunk.subarray(start, end));
+    const line = Buffer.concat(chunks).toString("utf8");
+    chunks = [];
+    if (line.length > 0) {
+      const request = JSON.parse(line);
+      queue = queue.then(() => run(request));
+    }
+    start = end + 1;
+    end = chunk.indexOf(10, start);
+  }
+  if (start < chunk.length) chunks.push(chunk.subarray(start));
+});
+process.stdin.on("end", () => process.exit(0));
+send(JSON.stringify({ ready: true, runtime: RUNTIME }));

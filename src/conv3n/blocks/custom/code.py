@@ -22,6 +22,10 @@ class CodeConfig(BaseModel):
     language: Literal["python", "javascript", "typescript"] = Field(
         "python", description="python (CPython workers), javascript or typescript (Bun or Node)."
     )
+    runtime: Literal["auto", "bun", "node"] = Field(
+        "auto",
+        description="JavaScript/TypeScript only: auto (Bun if installed, else Node), bun or node.",
+    )
     code: str = Field(
         max_length=MAX_CODE_CHARS,
         description="Source defining `def main(ctx)` (Python, may be `async def`) or "
@@ -32,10 +36,6 @@ class CodeConfig(BaseModel):
         10_000, gt=0, le=3_600_000, description="Wall-clock limit; the worker is killed past it."
     )
     memory_mb: int = Field(256, ge=16, le=65_536, description="Memory limit of the process.")
-    runtime: Literal["auto", "bun", "node"] = Field(
-        "auto",
-        description="JavaScript/TypeScript only: auto (Bun if installed, else Node), bun or node.",
-    )
     requirements: list[str] = Field(
         default_factory=list,
         max_length=200,

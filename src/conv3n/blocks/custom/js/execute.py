@@ -33,8 +33,9 @@ def _request(ctx: Context, path: str) -> bytes:
             "inputs": dict(ctx.inputs),
             "node": ctx.evaluate("$node"),
             "vars": dict(ctx.vars),
-            "nodeId": ctx.node_id,
-            "executionId": ctx.execution_id,
+            "execution_id": ctx.execution_id,
+            "node_id": ctx.node_id,
+            "attempt": ctx.attempt,
         },
     }
     try:
@@ -49,9 +50,21 @@ def _log_console(ctx: Context, console: list[list[str]]) -> None:
             ctx.log.log(_LEVELS.get(entry[0], logging.INFO), "console.%s: %s", *entry)
 
 
+def _apply_vars(ctx: Context, new: dict[str, JSON]) -> None:
+    """Write the code's changes of `ctx.vars` back to `$vars`."""
+    current = ctx.vars
+    for key in [key for key in current if key not in new]:
+        del current[key]
+    for key, value in new.items():
+        if key not in current or current[key] != value:
+            current[key] = value
+
+
 async def run(ctx: Context, config: "CodeConfig") -> JSON:
     """Run `config.code`'s default export `main(ctx)` and return its value."""
-    chosen = await asyncio.to_thread(runtime.choose, config.language, config.runtime)
+    if not runtime.discovered():
+        await asyncio.to_thread(runtime.discover)
+    chosen = runtime.choose(config.language, config.runtime)
     runners = ctx.shared(SHARED_KEY, JsRunners)
     if config.requirements:
         folder = await npm.environment(runners, config.requirements, ctx.cache_dir)
@@ -68,6 +81,9 @@ async def run(ctx: Context, config: "CodeConfig") -> JSON:
     console = reply.get("console") or []
     _log_console(ctx, console)
     if reply.get("ok") is True:
+        new_vars = reply.get("vars")
+        if isinstance(new_vars, dict):
+            _apply_vars(ctx, new_vars)
         value: JSON = reply.get("value")
         return value
     error = reply.get("error")

@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,6 @@ class JsRunners:
 
 def _write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     staging.write_text(text, encoding="utf-8")
     staging.replace(path)

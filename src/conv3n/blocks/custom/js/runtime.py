@@ -81,6 +81,17 @@ def find_node() -> Runtime | None:
         return None
 
 
+def discovered() -> bool:
+    """Whether both runtimes were looked for already (then `choose` does no I/O)."""
+    return find_bun.cache_info().currsize > 0 and find_node.cache_info().currsize > 0
+
+
+def discover() -> None:
+    """Look for both runtimes (runs `--version`: call it off the event loop)."""
+    find_bun()
+    find_node()
+
+
 def choose(language: str, choice: RuntimeChoice) -> Runtime:
     """The runtime for `language` ("javascript" or "typescript") and `config.runtime`."""
     bun = find_bun() if choice in ("auto", "bun") else None

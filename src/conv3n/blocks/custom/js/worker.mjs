@@ -218,18 +218,18 @@ function checkJson(value, path, ancestors) {
   ancestors.delete(value);
 }
 
-function encodeResult(value) {
+function encodeResult(value, what) {
   try {
     checkJson(value, "$", new Set());
   } catch (error) {
-    if (error instanceof NotJson) return { error: `main() returned a value that is not JSON: ${error.message}` };
-    if (error instanceof RangeError) return { error: "main() returned a value nested too deeply for JSON" };
+    if (error instanceof NotJson) return { error: `${what} a value that is not JSON: ${error.message}` };
+    if (error instanceof RangeError) return { error: `${what} a value nested too deeply for JSON` };
     throw error;
   }
   const text = value === undefined ? "null" : JSON.stringify(value);
   const size = Buffer.byteLength(text);
   if (size > MAX_RESULT_BYTES) {
-    return { error: `main() returned ${size} bytes of JSON, more than the limit of ${MAX_RESULT_BYTES}` };
+    return { error: `${what} ${size} bytes of JSON, more than the limit of ${MAX_RESULT_BYTES}` };
   }
   return { text };
 }
@@ -243,7 +243,14 @@ function send(text) {
 function reply(call, fields, valueText) {
   const head = { id: call.id, console: call.console, heap: process.memoryUsage().heapUsed, ...fields };
   const json = JSON.stringify(head);
-  send(valueText === undefined ? json : `${json.slice(0, -1)},"value":${valueText}}`);
+  if (valueText === undefined || valueText.length < 65536) {
+    send(valueText === undefined ? json : `${json.slice(0, -1)},"value":${valueText}}`);
+  } else {
+    // no concatenated copy of a large value
+    writeOut(`${json.slice(0, -1)},"value":`);
+    writeOut(valueText);
+    writeOut("}\n");
+  }
 }
 
 async function run(request) {
@@ -272,15 +279,24 @@ async function run(request) {
         error: { kind: "export", message: `the code has ${what}: write \`export default function main(ctx) { ... }\`` },
       });
     }
+    const ctx = request.ctx;
+    const varsBefore = JSON.stringify(ctx.vars);
     let value;
     try {
-      value = await main(request.ctx);
+      value = await main(ctx);
     } catch (error) {
       return reply(call, { ok: false, error: describeThrown(error, request.path) });
     }
-    const encoded = encodeResult(value);
+    const encoded = encodeResult(value, "main() returned");
     if (encoded.error) return reply(call, { ok: false, error: { kind: "result", message: encoded.error } });
-    return reply(call, { ok: true }, encoded.text);
+    const fields = { ok: true };
+    if (ctx.vars === null || typeof ctx.vars !== "object" || Array.isArray(ctx.vars)) {
+      return reply(call, { ok: false, error: { kind: "result", message: "ctx.vars must stay an object" } });
+    }
+    const vars = encodeResult(ctx.vars, "ctx.vars holds");
+    if (vars.error) return reply(call, { ok: false, error: { kind: "result", message: vars.error } });
+    if (vars.text !== varsBefore) fields.vars = ctx.vars;
+    return reply(call, fields, encoded.text);
   } finally {
     current = null;
     cleanUp(call);

@@ -61,6 +61,7 @@ class Worker:
         self.heap = 0
         self._rss_limit = (memory_mb + RUNTIME_ALLOWANCE_MB) * 1024 * 1024
         self._over_memory = False
+        self._watched: psutil.Process | None = None
         self._stderr = bytearray()
         self._stderr_task: asyncio.Task[None] | None = None
 
@@ -152,7 +153,9 @@ class Worker:
             return self._memory_failure()
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         return WorkerFailure(
-            "crash", f"the {self.runtime.kind} worker died during the call ({how})", code,
+            "crash",
+            f"the {self.runtime.kind} worker died during the call ({how})",
+            code,
             stderr=stderr,
         )
 
@@ -164,7 +167,9 @@ class Worker:
 
     async def _watch_memory(self) -> None:
         try:
-            watched = psutil.Process(self.process.pid)
+            if self._watched is None:
+                self._watched = psutil.Process(self.process.pid)
+            watched = self._watched
             while True:
                 await asyncio.sleep(WATCH_INTERVAL_S)
                 if watched.memory_info().rss > self._rss_limit:

@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import pytest_asyncio
 
-from conv3n.blocks.custom.js import runtime
+from conv3n.blocks.custom.js import npm, runtime
 from conv3n.blocks.custom.js.worker import WORKER_ENV
 from conv3n.engine import Engine, EngineOptions
 from conv3n.errors import WorkflowInvalid
@@ -58,6 +59,20 @@ async def run_js(
 ) -> NodeRecord:
     settings: dict[str, JSON] = {"language": language, "code": literal(code), **config}
     return await run_block("custom/code", settings, input=input, engine=engine)
+
+
+async def process_ends(pid: int, within_s: float = 5.0) -> bool:
+    """Whether the process is gone (or a zombie) within `within_s`: SIGKILL is asynchronous."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while loop.time() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        await asyncio.sleep(0.01)
+    return False
 
 
 def error_of(record: NodeRecord) -> tuple[str, dict[str, Any]]:
@@ -365,6 +380,54 @@ async def test_a_worker_killed_from_outside_is_a_clear_error(engine: Engine, js_
     assert details["kind"] == "crash"
 
 
+async def test_garbage_written_to_the_protocol_stream_is_a_clear_error(
+    engine: Engine, js_runtime: str
+):
+    code = (
+        "import fs from 'node:fs';\n"
+        "export default () => { fs.writeSync(1, 'not json\\n'); return 1; };\n"
+    )
+    message, details = error_of(await run_js(engine, code, runtime=js_runtime))
+    assert "sent something that is not a reply" in message
+    assert details["kind"] == "crash"
+    again = await run_js(engine, "export default () => 3", runtime=js_runtime)
+    assert again.data == 3
+
+
+async def test_an_error_thrown_in_a_callback_fails_the_call(engine: Engine, js_runtime: str):
+    code = (
+        "export default function main() {\n"
+        "  setTimeout(() => { throw new Error('late'); }, 1);\n"
+        "  return new Promise(() => {});\n"
+        "}\n"
+    )
+    record = await run_js(engine, code, runtime=js_runtime, timeout_ms=5000)
+    message, details = error_of(record)
+    assert message.startswith("main() threw Error: late at line 2")
+    assert "code.js:2:" in details["stack"]
+
+
+async def test_node_timeout_cancels_the_call_and_kills_its_worker(
+    engine: Engine, js_runtime: str, tmp_path: Path
+):
+    pid_file = tmp_path / "pid"
+    code = (
+        "import fs from 'node:fs';\n"
+        f"export default () => {{ fs.writeFileSync({json.dumps(str(pid_file))}, "
+        "String(process.pid)); for (;;) {} };\n"
+    )
+    settings: dict[str, JSON] = {"language": "javascript", "runtime": js_runtime, "code": code}
+    assert (await run_js(engine, "export default () => 0", runtime=js_runtime)).data == 0
+    record = await run_block("custom/code", settings, engine=engine, timeout_ms=1000)
+    assert record.status == "error"
+    assert record.error is not None
+    assert record.error.type == "timeout"
+    assert await process_ends(int(pid_file.read_text()))
+
+    again = await run_js(engine, "export default () => 4", runtime=js_runtime)
+    assert again.data == 4
+
+
 @pytest.mark.slow
 async def test_fifty_megabytes_of_output_come_back_whole(engine: Engine, js_runtime: str):
     code = "export default (ctx) => ({text: 'x'.repeat(50 * 1024 * 1024), echo: ctx.input})"
@@ -402,15 +465,30 @@ async def test_npm_package_from_a_local_folder_is_installed_once_and_imported(
     (package / "index.js").write_text("export default (s) => s.toUpperCase() + '!';\n")
     code = "import shout from 'conv3n-test-shout';\nexport default (ctx) => shout(ctx.input);\n"
     requirements: list[JSON] = [f"file:{package}"]
-    first = await run_js(engine, code, input="hi", runtime=js_runtime, requirements=requirements)
-    assert first.status == "success", first.error
-    assert first.data == "HI!"
+    firsts = await asyncio.gather(
+        *(run_js(engine, code, input=w, runtime=js_runtime, requirements=requirements)
+          for w in ("hi", "ho", "ha"))
+    )  # fmt: skip
+    assert [r.data for r in firsts] == ["HI!", "HO!", "HA!"], [r.error for r in firsts]
     second = await run_js(engine, code, input="yo", runtime=js_runtime, requirements=requirements)
     assert second.data == "YO!"
     assert engine.options.cache_dir is not None
-    installed = [p for p in (engine.options.cache_dir / "npm").iterdir() if p.is_dir()]
-    assert len(installed) >= 1
-    assert all(not p.name.startswith(".") for p in installed), "no staging folder left behind"
+    npm_dir = engine.options.cache_dir / "npm"
+    key = npm.digest([str(spec) for spec in requirements])
+    assert (npm_dir / key / "node_modules" / "conv3n-test-shout" / "index.js").is_file()
+    leftovers = [p.name for p in npm_dir.iterdir() if p.name.startswith(f".{key}")]
+    assert leftovers == [], "no staging folder left behind"
+
+
+async def test_an_install_finished_second_gives_way_to_the_first(tmp_path: Path):
+    target, staging = tmp_path / "abc", tmp_path / ".abc.tmp"
+    for folder in (target, staging):
+        (folder / "node_modules").mkdir(parents=True)
+    (target / "node_modules" / "first").touch()
+    (target / ".conv3n-complete").touch()
+    npm._publish(staging, target)
+    assert not staging.exists()
+    assert (target / "node_modules" / "first").exists()
 
 
 async def test_importing_a_package_that_is_not_installed_fails_clearly(

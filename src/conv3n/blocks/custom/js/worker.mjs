@@ -261,6 +261,7 @@ async function run(request) {
     consoleBytes: 0,
     timers: new Set(),
     immediates: new Set(),
+    fail: null,
   };
   current = call;
   try {
@@ -283,7 +284,11 @@ async function run(request) {
     const varsBefore = JSON.stringify(ctx.vars);
     let value;
     try {
-      value = await main(ctx);
+      // an error thrown later by a callback of this call (a timer, an event) fails the call too
+      const failed = new Promise((_, reject) => {
+        call.fail = reject;
+      });
+      value = await Promise.race([main(ctx), failed]);
     } catch (error) {
       return reply(call, { ok: false, error: describeThrown(error, request.path) });
     }
@@ -308,12 +313,12 @@ process.on("exit", (code) => {
     fs.writeSync(1, JSON.stringify({ exit: code, console: current.console }) + "\n");
   }
 });
-process.on("uncaughtException", (error) => {
-  if (current !== null) capture("error", [`uncaught: ${describeThrown(error, current.path).message}`]);
-});
-process.on("unhandledRejection", (error) => {
-  if (current !== null) capture("error", [`unhandled rejection: ${describeThrown(error, current.path).message}`]);
-});
+// Errors of callbacks fail the running call; between calls they are dropped.
+const failCurrent = (error) => {
+  if (current !== null && current.fail) current.fail(error);
+};
+process.on("uncaughtException", failCurrent);
+process.on("unhandledRejection", failCurrent);
 
 let chunks = [];
 let queue = Promise.resolve();

@@ -133,7 +133,18 @@ class Worker:
             watchdog.cancel()
         if not line.endswith(b"\n"):
             raise await self._died()
-        message = orjson.loads(line)
+        try:
+            message = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            message = None
+        if not isinstance(message, dict):
+            self.kill()
+            await self._wait_exit()
+            raise WorkerFailure(
+                "crash",
+                f"the {self.runtime.kind} worker sent something that is not a reply (does the "
+                "code write to file descriptor 1 directly? use console.log)",
+            )
         if "exit" in message:
             await self._wait_exit()
             raise WorkerFailure(
@@ -143,7 +154,7 @@ class Worker:
                 console=message.get("console") or [],
             )
         self.heap = int(message.get("heap") or 0)
-        return message  # type: ignore[no-any-return]
+        return message
 
     async def _died(self) -> WorkerFailure:
         """The failure for a worker whose output ended in the middle of a call."""

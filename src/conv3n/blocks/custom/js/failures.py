@@ -42,6 +42,8 @@ def from_reply(error: dict[str, Any], console: list[list[str]], runtime: str) ->
 def from_failure(failure: WorkerFailure) -> BlockError:
     """The error for a call whose worker was stopped (time, memory, exit, crash)."""
     details: dict[str, Any] = {"kind": failure.reason, "console": console_texts(failure.console)}
+    if failure.runtime:
+        details["runtime"] = failure.runtime
     if failure.exit_code is not None:
         details["exit_code"] = failure.exit_code
     if failure.stderr:

@@ -47,7 +47,7 @@ class WorkerPool:
             healthy = True
             return reply, worker.version
         except WorkerFailure as failure:
-            failure.message = f"{failure.message} [{worker.version}]"
+            failure.runtime = worker.version
             raise
         finally:
             self._release(worker, healthy=healthy)

@@ -40,6 +40,7 @@ class WorkerFailure(Exception):
     exit_code: int | None = None
     console: list[list[str]] = field(default_factory=list)
     stderr: str = ""
+    runtime: str = ""
 
     def __str__(self) -> str:
         return self.message

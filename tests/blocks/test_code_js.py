@@ -323,6 +323,44 @@ async def test_calls_do_not_share_module_state_globals_or_timers(engine: Engine,
     assert len(set(pids)) < len(pids), "the same worker serves several calls"
 
 
+async def test_changed_built_ins_reach_no_later_call(engine: Engine, js_runtime: str):
+    code = (
+        "export default function main() {\n"
+        "  const seen = [[].evil ?? null, typeof JSON.evil];\n"
+        "  Array.prototype.evil = 'polluted';\n"
+        "  JSON.evil = () => 1;\n"
+        "  return seen;\n"
+        "}\n"
+    )
+    results = [(await run_js(engine, code, runtime=js_runtime)).data for _ in range(6)]
+    assert results == [[None, "undefined"]] * 6
+
+
+async def test_everyday_code_keeps_its_worker(engine: Engine, js_runtime: str):
+    """Using built-ins (some of them made lazily) is no change that retires the worker."""
+    code = (
+        "import crypto from 'node:crypto';\n"
+        "export default async function main() {\n"
+        "  console.log(new Date().toISOString(), Math.random(), JSON.stringify({a: 1}));\n"
+        "  Buffer.from('hi'); new TextEncoder().encode('x'); structuredClone({a: 1});\n"
+        "  crypto.randomUUID(); typeof fetch; new URL('http://x/'); performance.now();\n"
+        "  await Promise.all([1, 2]); new Map([[1, 2]]); Object.entries({a: 1});\n"
+        "  try { JSON.parse('{'); } catch (error) { error.stack; }\n"
+        "  await new Promise((resolve) => setTimeout(resolve, 1));\n"
+        "  return process.pid;\n"
+        "}\n"
+    )
+    pids = [(await run_js(engine, code, runtime=js_runtime)).data for _ in range(8)]
+    assert all(isinstance(pid, int) for pid in pids)
+    assert len(set(pids)) < len(pids), "workers serve several calls"
+
+
+async def test_a_throwing_to_json_is_reported_as_the_codes_error(engine: Engine, js_runtime: str):
+    code = "export default () => ({toJSON() { throw new Error('no json'); }})"
+    message, _ = error_of(await run_js(engine, code, runtime=js_runtime))
+    assert message.startswith("main() threw Error: no json")
+
+
 async def test_worker_sees_none_of_the_servers_environment(engine: Engine, js_runtime: str):
     record = await run_js(
         engine, "export default () => Object.keys(process.env)", runtime=js_runtime

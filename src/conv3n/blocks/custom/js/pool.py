@@ -102,8 +102,10 @@ class WorkerPool:
             self._changed.notify()
 
     def _release(self, worker: Worker, *, healthy: bool) -> None:
-        spent = worker.calls >= MAX_CALLS_PER_WORKER or (
-            worker.heap > self.memory_mb * 1024 * 1024 * MAX_HEAP_BYTES_FRACTION
+        spent = (
+            worker.spent
+            or worker.calls >= MAX_CALLS_PER_WORKER
+            or (worker.heap > self.memory_mb * 1024 * 1024 * MAX_HEAP_BYTES_FRACTION)
         )
         if healthy and worker.alive and not spent and not self._closed:
             self._idle.append(worker)

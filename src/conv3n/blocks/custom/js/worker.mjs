@@ -74,6 +74,39 @@ function track(handle, kind) {
   return handle;
 }
 
+// Built-ins a call might change (`Array.prototype.x = ...`): a worker whose built-ins differ
+// from how they started is retired after its call, so the change reaches no other call.
+const BUILTINS = [
+  globalThis, Object, Object.prototype, Array, Array.prototype, String, String.prototype,
+  Number, Number.prototype, Boolean.prototype, Function.prototype, Promise, Promise.prototype,
+  JSON, Math, Date, Date.prototype, RegExp.prototype, Error, Error.prototype, Map.prototype,
+  Set.prototype, Symbol, Reflect, console, process,
+];
+const ACCESSOR = Symbol("accessor"); // lazy built-ins turn from getters into values: not compared
+function snapshot(target) {
+  const entries = new Map();
+  for (const key of Reflect.ownKeys(target)) {
+    const descriptor = Reflect.getOwnPropertyDescriptor(target, key);
+    entries.set(key, descriptor && "value" in descriptor ? descriptor.value : ACCESSOR);
+  }
+  return entries;
+}
+let builtinsBefore = null; // taken when the first call starts, after the worker's own set-up
+
+function builtinsChanged() {
+  for (let i = 0; i < BUILTINS.length; i++) {
+    const before = builtinsBefore[i];
+    const now = snapshot(BUILTINS[i]);
+    if (now.size !== before.size) return true;
+    for (const [key, value] of now) {
+      const was = before.get(key);
+      if (was !== ACCESSOR && !Object.is(was, value)) return true;
+    }
+  }
+  return false;
+}
+
+// Clears what the call left behind; true when the worker should not serve another call.
 function cleanUp(call) {
   for (const handle of call.timers) realTimers.clearTimeout(handle);
   for (const handle of call.immediates) realTimers.clearImmediate(handle);
@@ -82,10 +115,11 @@ function cleanUp(call) {
       try {
         delete globalThis[key];
       } catch {
-        // a non-configurable global stays; the host retires workers after a number of calls
+        // a non-configurable global stays: builtinsChanged() sees it
       }
     }
   }
+  return builtinsChanged();
 }
 
 // ---- errors ------------------------------------------------------------------------------------
@@ -241,7 +275,9 @@ function send(text) {
 }
 
 function reply(call, fields, valueText) {
-  const head = { id: call.id, console: call.console, heap: process.memoryUsage().heapUsed, ...fields };
+  current = null;
+  const retire = cleanUp(call);
+  const head = { id: call.id, console: call.console, heap: process.memoryUsage().heapUsed, retire, ...fields };
   const json = JSON.stringify(head);
   if (valueText === undefined || valueText.length < 65536) {
     send(valueText === undefined ? json : `${json.slice(0, -1)},"value":${valueText}}`);
@@ -254,7 +290,17 @@ function reply(call, fields, valueText) {
 }
 
 async function run(request) {
-  const call = {
+  const call = newCall(request);
+  try {
+    return await runCall(request, call);
+  } catch (error) {
+    // the worker's own steps failed (e.g. a toJSON() that throws): still answer
+    return reply(call, { ok: false, error: describeThrown(error, request.path) });
+  }
+}
+
+function newCall(request) {
+  return {
     id: request.id,
     path: request.path,
     console: [],
@@ -263,8 +309,12 @@ async function run(request) {
     immediates: new Set(),
     fail: null,
   };
+}
+
+async function runCall(request, call) {
+  if (builtinsBefore === null) builtinsBefore = BUILTINS.map(snapshot);
   current = call;
-  try {
+  {
     let module;
     try {
       module = await import(`${request.path}?v=${++sequence}`);
@@ -302,9 +352,6 @@ async function run(request) {
     if (vars.error) return reply(call, { ok: false, error: { kind: "result", message: vars.error } });
     if (vars.text !== varsBefore) fields.vars = ctx.vars;
     return reply(call, fields, encoded.text);
-  } finally {
-    current = null;
-    cleanUp(call);
   }
 }
 

@@ -60,6 +60,7 @@ class Worker:
         self.version = ""
         self.calls = 0
         self.heap = 0
+        self.spent = False  # the code changed built-ins: serve no other call
         self._rss_limit = (memory_mb + RUNTIME_ALLOWANCE_MB) * 1024 * 1024
         self._over_memory = False
         self._watched: psutil.Process | None = None
@@ -155,6 +156,7 @@ class Worker:
                 console=message.get("console") or [],
             )
         self.heap = int(message.get("heap") or 0)
+        self.spent = bool(message.get("retire"))
         return message
 
     async def _died(self) -> WorkerFailure:

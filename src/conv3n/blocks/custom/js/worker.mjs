@@ -82,26 +82,39 @@ const BUILTINS = [
   JSON, Math, Date, Date.prototype, RegExp.prototype, Error, Error.prototype, Map.prototype,
   Set.prototype, Symbol, Reflect, console, process,
 ];
-const ACCESSOR = Symbol("accessor"); // lazy built-ins turn from getters into values: not compared
-function snapshot(target) {
-  const entries = new Map();
-  for (const key of Reflect.ownKeys(target)) {
-    const descriptor = Reflect.getOwnPropertyDescriptor(target, key);
-    entries.set(key, descriptor && "value" in descriptor ? descriptor.value : ACCESSOR);
+// Taken when the first call starts (after the worker's own set-up): for each built-in, its
+// number of own keys and its data properties (getters are not compared: lazy built-ins turn
+// from getters into values). `process` is compared by its keys only.
+let builtinsBefore = null;
+
+function snapshot(target, withValues) {
+  const keys = Reflect.ownKeys(target);
+  const data = [];
+  if (withValues) {
+    for (const key of keys) {
+      const descriptor = Reflect.getOwnPropertyDescriptor(target, key);
+      if (descriptor && "value" in descriptor) data.push(key, descriptor.value);
+    }
   }
-  return entries;
+  return { count: keys.length, data };
 }
-let builtinsBefore = null; // taken when the first call starts, after the worker's own set-up
+
+function takeSnapshot() {
+  return BUILTINS.map((target) => snapshot(target, target !== process));
+}
 
 function builtinsChanged() {
-  for (let i = 0; i < BUILTINS.length; i++) {
-    const before = builtinsBefore[i];
-    const now = snapshot(BUILTINS[i]);
-    if (now.size !== before.size) return true;
-    for (const [key, value] of now) {
-      const was = before.get(key);
-      if (was !== ACCESSOR && !Object.is(was, value)) return true;
+  try {
+    for (let j = 0; j < BUILTINS.length; j++) {
+      const target = BUILTINS[j];
+      const { count, data } = builtinsBefore[j];
+      if (Reflect.ownKeys(target).length !== count) return true;
+      for (let i = 0; i < data.length; i += 2) {
+        if (!Object.is(target[data[i]], data[i + 1])) return true;
+      }
     }
+  } catch {
+    return true; // a getter the code put in place threw
   }
   return false;
 }
@@ -312,7 +325,7 @@ function newCall(request) {
 }
 
 async function runCall(request, call) {
-  if (builtinsBefore === null) builtinsBefore = BUILTINS.map(snapshot);
+  if (builtinsBefore === null) builtinsBefore = takeSnapshot();
   current = call;
   {
     let module;

@@ -92,6 +92,10 @@ class Worker:
             ready = orjson.loads(line) if line else {}
         except (TimeoutError, orjson.JSONDecodeError, ValueError):
             ready = {}
+        except BaseException:  # cancelled while starting: leave no process behind
+            worker.kill()
+            await asyncio.shield(worker.stop())
+            raise
         if not isinstance(ready, dict) or ready.get("ready") is not True:
             await worker.stop()
             raise WorkerFailure(

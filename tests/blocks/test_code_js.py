@@ -361,6 +361,17 @@ async def test_a_throwing_to_json_is_reported_as_the_codes_error(engine: Engine,
     assert message.startswith("main() threw Error: no json")
 
 
+async def test_integers_beyond_64_bits_arrive_as_numbers(engine: Engine):
+    record = await run_js(engine, "export default (ctx) => typeof ctx.input.n", input={"n": 2**70})
+    assert record.data == "number"
+
+
+async def test_input_json_cannot_carry_is_refused_before_the_code_runs(engine: Engine):
+    record = await run_js(engine, "export default () => 1", input={"n": 2**70, "x": float("nan")})
+    message, _ = error_of(record)
+    assert message.startswith("the node's input cannot be sent to the code: ")
+
+
 async def test_worker_sees_none_of_the_servers_environment(engine: Engine, js_runtime: str):
     record = await run_js(
         engine, "export default () => Object.keys(process.env)", runtime=js_runtime

@@ -41,7 +41,11 @@ def _request(ctx: Context, path: str) -> bytes:
     try:
         return orjson.dumps(payload) + b"\n"
     except orjson.JSONEncodeError:  # integers beyond 64 bits
-        return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+        pass
+    try:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+    except (TypeError, ValueError) as exc:
+        raise BlockError(f"the node's input cannot be sent to the code: {exc}") from None
 
 
 def _log_console(ctx: Context, console: list[list[str]]) -> None:

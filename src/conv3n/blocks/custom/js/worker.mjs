@@ -390,8 +390,15 @@ process.stdin.on("data", (chunk) => {
     const line = Buffer.concat(chunks).toString("utf8");
     chunks = [];
     if (line.length > 0) {
-      const request = JSON.parse(line);
-      queue = queue.then(() => run(request));
+      let request;
+      try {
+        request = JSON.parse(line);
+      } catch (error) {
+        const message = `the worker got a malformed request: ${error.message}`;
+        send(JSON.stringify({ id: null, ok: false, console: [], error: { kind: "protocol", message } }));
+        request = null;
+      }
+      if (request !== null) queue = queue.then(() => run(request));
     }
     start = end + 1;
     end = chunk.indexOf(10, start);

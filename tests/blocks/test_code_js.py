@@ -395,6 +395,25 @@ async def test_infinite_loop_is_killed_and_the_pool_keeps_working(engine: Engine
 
 
 @pytest.mark.slow
+async def test_a_killed_worker_takes_the_processes_it_started_with_it(
+    engine: Engine, js_runtime: str, tmp_path: Path
+):
+    pid_file = tmp_path / "child"
+    code = (
+        "import fs from 'node:fs';\n"
+        "import { spawn } from 'node:child_process';\n"
+        "export default () => {\n"
+        "  const child = spawn('/bin/sleep', ['60'], { stdio: 'ignore' });\n"
+        f"  fs.writeFileSync({json.dumps(str(pid_file))}, String(child.pid));\n"
+        "  for (;;) {}\n"
+        "};\n"
+    )
+    message, _ = error_of(await run_js(engine, code, runtime=js_runtime, timeout_ms=1000))
+    assert message.startswith("main() did not finish within 1000 ms")
+    assert await process_ends(int(pid_file.read_text()))
+
+
+@pytest.mark.slow
 async def test_memory_hog_is_stopped_at_the_memory_limit(engine: Engine, js_runtime: str):
     code = (
         "export default function main() {\n"

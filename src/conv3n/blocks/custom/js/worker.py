@@ -10,6 +10,8 @@ Node also gets `--max-old-space-size` as a backstop for its heap.
 
 import asyncio
 import contextlib
+import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -207,10 +209,12 @@ class Worker:
         return self._stderr.decode("utf-8", "replace").strip()
 
     def kill(self) -> None:
-        """Kill the process now (it is reaped by `stop()`)."""
+        """Kill the worker and whatever it started (its own process group) now; `stop()` reaps
+        it. Not `Process.kill()`: that polls the child first and so may reap it under asyncio's
+        child watcher, which then reports exit code 255 ("Unknown child process pid")."""
         if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
     async def _wait_exit(self) -> int | None:
         try:

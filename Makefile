@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Bun for custom/code in JavaScript/TypeScript: the npm package `bun` ships the binary.
+BUN_VERSION := 1.4.5
+BUN := .tools/node_modules/.bin/bun
 
-.PHONY: run test lint typecheck imports unit bench clean
+.PHONY: run test lint typecheck imports unit bench clean tools
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +17,14 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-run: $(STAMP)
+# `make tools` installs Bun into .tools/ (needs npm); custom/code finds it there.
+tools: $(BUN)
+
+$(BUN):
+	npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error bun@$(BUN_VERSION)
+	$(BUN) --version
+
+run: $(STAMP) $(BUN)
 	$(BIN)/conv3n serve
 
 lint: $(STAMP)
@@ -26,13 +36,13 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+unit: $(STAMP) $(BUN)
 	$(BIN)/pytest -q tests
 
 test: lint typecheck imports unit
 
-bench: $(STAMP)
+bench: $(STAMP) $(BUN)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache

@@ -22,6 +22,10 @@ class CodeConfig(BaseModel):
     language: Literal["python", "javascript", "typescript"] = Field(
         "python", description="python (CPython workers), javascript or typescript (Bun or Node)."
     )
+    runtime: Literal["auto", "bun", "node"] = Field(
+        "auto",
+        description="JavaScript/TypeScript only: auto (Bun if installed, else Node), bun or node.",
+    )
     code: str = Field(
         max_length=MAX_CODE_CHARS,
         description="Source defining `def main(ctx)` (Python, may be `async def`) or "

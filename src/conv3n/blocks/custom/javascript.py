@@ -1,9 +1,10 @@
-"""custom/code in JavaScript and TypeScript: Bun, else Node (to be built)."""
+"""custom/code in JavaScript and TypeScript: Bun, else Node (see `conv3n.blocks.custom.js`)."""
 
 from typing import TYPE_CHECKING
 
+from conv3n.blocks.custom.js import execute
 from conv3n.model import JSON
-from conv3n.sdk import BlockError, Context
+from conv3n.sdk import Context
 
 if TYPE_CHECKING:
     from conv3n.blocks.custom.code import CodeConfig
@@ -11,4 +12,4 @@ if TYPE_CHECKING:
 
 async def run(ctx: Context, config: "CodeConfig") -> JSON:
     """Run `config.code`'s `main(ctx)` on Bun or Node and return its value."""
-    raise BlockError("custom/code in JavaScript is not available yet")
+    return await execute.run(ctx, config)

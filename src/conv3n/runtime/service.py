@@ -30,7 +30,7 @@ from conv3n.model import (
 )
 from conv3n.model.stored import ExecutionSummary, StoredExecution, StoredWorkflow
 from conv3n.observability import Metrics
-from conv3n.runtime import files, leases, reruns
+from conv3n.runtime import blocks, files, leases, reruns
 from conv3n.runtime import webhooks as webhook_index
 from conv3n.runtime.settings import Settings
 from conv3n.sdk import BlockRegistry
@@ -79,7 +79,7 @@ class Runtime:
         metrics: "Metrics | None" = None,
     ):
         self.settings = settings or Settings.from_env()
-        self.registry = registry or BlockRegistry.discover()
+        self.registry = registry or blocks.block_registry(self.settings)
         self.db = Database(self.settings.database)
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._secrets: dict[str, str] = {}

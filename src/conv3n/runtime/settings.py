@@ -33,6 +33,7 @@ class Settings:
         api_token: when set, /api/* needs `Authorization: Bearer <token>`.
         files_root: the only folder std/file may touch (CONV3N_FILES_ROOT).
         cache_dir: caches that outlive the process, e.g. code environments (CONV3N_CACHE_DIR).
+        blocks_dir: the folder of process blocks, one subfolder per manifest (CONV3N_BLOCKS_DIR).
     """
 
     data_dir: Path = Path(".conv3n")
@@ -50,6 +51,7 @@ class Settings:
     api_token: str | None = field(default=None, repr=False)
     files_root_dir: Path | None = None
     cache_dir_path: Path | None = None
+    blocks_dir_path: Path | None = None
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -77,6 +79,7 @@ class Settings:
             "api_token": env.get("CONV3N_API_TOKEN") or None,
             "files_root_dir": _path(env, "CONV3N_FILES_ROOT"),
             "cache_dir_path": _path(env, "CONV3N_CACHE_DIR"),
+            "blocks_dir_path": _path(env, "CONV3N_BLOCKS_DIR"),
             "environ": env,
         }
         values.update(overrides)
@@ -103,6 +106,11 @@ class Settings:
     def cache_dir(self) -> Path:
         """Caches that outlive the process (`$CONV3N_DATA_DIR/cache` unless set)."""
         return (self.cache_dir_path or self.data_dir / "cache").resolve()
+
+    @property
+    def blocks_dir(self) -> Path:
+        """Process blocks, one subfolder per manifest (`$CONV3N_DATA_DIR/blocks` unless set)."""
+        return (self.blocks_dir_path or self.data_dir / "blocks").resolve()
 
     def visible_env(self) -> dict[str, str]:
         """The allow-listed variables that are set: what `$env` shows."""

@@ -64,7 +64,10 @@ def raw_block(blocks: Path, name: str, body: str, **manifest: Any) -> Path:
     with `request`, `config` and `value` bound and answers with `reply(data)`."""
     folder = blocks / name
     folder.mkdir(parents=True)
-    helper = "def reply(data):\n    print(json.dumps({'id': request['id'], 'ok': True, 'data': data}), flush=True)\n"
+    helper = (
+        "def reply(data):\n"
+        "    print(json.dumps({'id': request['id'], 'ok': True, 'data': data}), flush=True)\n"
+    )
     (folder / "main.py").write_text(helper + RAW.format(body=textwrap.indent(body, "    ")))
     data = {"type": f"test/{name}", "command": [sys.executable, "main.py"], "mode": "worker"}
     data.update(manifest)

@@ -107,9 +107,7 @@ def run(
     if store or idempotency_key is not None:
         record = asyncio.run(_run_stored(plan, payload, idempotency_key, registry))
     else:
-        record = asyncio.run(
-            run_plan(plan, payload, settings=settings, registry=registry)
-        )
+        record = asyncio.run(run_plan(plan, payload, settings=settings, registry=registry))
     if as_json:
         output.print_json(record.model_dump(mode="json"))
     else:

@@ -17,9 +17,6 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 if TYPE_CHECKING:
     import jsonschema
-    from pydantic import GetJsonSchemaHandler
-    from pydantic.json_schema import JsonSchemaValue
-    from pydantic_core import CoreSchema
 
 
 class ProcessConfig(RootModel[dict[str, Any]]):
@@ -50,9 +47,8 @@ class ProcessConfig(RootModel[dict[str, Any]]):
         return value
 
     @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: "CoreSchema", handler: "GetJsonSchemaHandler"
-    ) -> "JsonSchemaValue":
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The manifest's schema itself (pydantic's generator would rewrite its `$ref`s)."""
         return copy.deepcopy(cls.__manifest_schema__)
 
 

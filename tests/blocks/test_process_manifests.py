@@ -283,3 +283,35 @@ def test_the_cli_lists_folder_blocks_warns_about_bad_ones_and_runs_them(tmp_path
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["output"] == {"x": 2}
     assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.slow
+async def test_the_server_lists_and_runs_blocks_of_the_data_dirs_blocks_folder(
+    tmp_path: Path,
+) -> None:
+    import httpx
+
+    from conv3n.api import create_app
+    from conv3n.runtime.service import Runtime
+
+    write_block(tmp_path / "blocks", "echo", good(config_schema=SCHEMA))
+    async with (
+        Runtime(Settings.from_env({"CONV3N_DATA_DIR": str(tmp_path)})) as runtime,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://conv3n"
+        ) as http,
+    ):
+        listed = (await http.get("/api/blocks")).json()
+        assert next(b for b in listed if b["type"] == "acme/echo")["config_schema"] == SCHEMA
+
+        def workflow(x: object) -> dict[str, Any]:
+            node = {"id": "e", "type": "acme/echo", "config": {"x": x}}
+            return {"version": 1, "nodes": [node]}
+
+        ran = await http.post("/api/run", json={"workflow": workflow(5)})
+        assert ran.status_code == 200, ran.text
+        assert ran.json()["output"] == {"x": 5}
+        invalid = await http.post("/api/run", json={"workflow": workflow("five")})
+        assert invalid.status_code == 422
+        problems = invalid.json()["error"]["details"]["problems"]
+        assert [p["path"] for p in problems] == ["nodes[0].config.x"]

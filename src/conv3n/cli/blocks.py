@@ -22,9 +22,9 @@ def blocks(
     conv3n blocks --json | jq '.[] | select(.type == "std/http_request") | .config_schema'
     ```
     """
-    from conv3n.runtime import Settings, discover_blocks
-
     from rich.markup import escape
+
+    from conv3n.runtime import Settings, discover_blocks
 
     registry, problems = discover_blocks(Settings.from_env())
     for problem in problems:

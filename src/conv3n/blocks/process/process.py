@@ -32,6 +32,10 @@ class ProcessDied(protocol.ProtocolError):
     """The process exited (or closed stdout) before answering."""
 
 
+class CannotStart(protocol.ProtocolError):
+    """The program cannot be started (not found, not executable)."""
+
+
 def child_env(manifest: Manifest, folder: Path) -> dict[str, str]:
     """The process's environment: a few plumbing variables of ours, then the manifest's `env`.
 
@@ -80,7 +84,7 @@ class BlockProcess:
         """Start the manifest's command in its folder.
 
         Raises:
-            ProcessDied: the program cannot be started (not found, not executable).
+            CannotStart: the program is not found or not executable.
         """
         command = argv(manifest, folder)
         try:
@@ -95,13 +99,13 @@ class BlockProcess:
                 start_new_session=True,
             )
         except FileNotFoundError:
-            raise ProcessDied(
+            raise CannotStart(
                 f"cannot be started: the program {command[0]!r} was not found"
             ) from None
         except PermissionError:
-            raise ProcessDied(f"cannot be started: {command[0]!r} is not executable") from None
+            raise CannotStart(f"cannot be started: {command[0]!r} is not executable") from None
         except OSError as exc:
-            raise ProcessDied(f"cannot be started: {exc.strerror or exc}") from None
+            raise CannotStart(f"cannot be started: {exc.strerror or exc}") from None
         return cls(manifest, folder, process)
 
     @property

@@ -39,14 +39,13 @@ def block_spec(found: manifest.Manifest, path: Path) -> BlockSpec:
         if isinstance(answer, protocol.Failed):
             error = answer.error
             raise BlockError(error.message, retryable=error.retryable, details=error.details)
-        if answer.port is None:
-            return answer.data
-        if answer.port not in found.ports:
+        port = answer.port or found.ports[0]
+        if port not in found.ports:
             raise BlockError(
-                f"{found.type}: the process answered on port {answer.port!r}, which the block "
+                f"{found.type}: the process answered on port {port!r}, which the block "
                 f"does not have (ports: {', '.join(found.ports)})"
             )
-        return Route(answer.port, answer.data)
+        return answer.data if port == "main" else Route(port, answer.data)
 
     return BlockSpec(
         name=found.name,

@@ -75,6 +75,14 @@ def raw_block(blocks: Path, name: str, body: str, **manifest: Any) -> Path:
     return folder
 
 
+def dead(pid: int) -> bool:
+    """The process has exited (a zombie nobody reaped yet counts: it runs no more)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def one_node(block_type: str, config: dict[str, Any] | None = None, **node: Any) -> dict[str, Any]:
     return {"nodes": [{"id": "n", "type": block_type, "config": config or {}, **node}]}
 
@@ -230,7 +238,29 @@ async def test_a_process_that_never_answers_is_killed_at_its_timeout(
     )
     assert error.details["timeout_ms"] == 300
     pid = int(next(r.getMessage() for r in caplog.records if r.name == "conv3n.node.n"))
-    assert not psutil.pid_exists(pid)
+    assert dead(pid)
+
+
+async def test_a_timeout_also_kills_what_the_process_started(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the child holds stdout open after its parent has gone: only killing the group ends it
+    raw_block(
+        tmp_path / "blocks",
+        "orphaner",
+        "import subprocess\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(json.dumps({'id': request['id'], 'log': str(child.pid)}), flush=True)\n"
+        "os._exit(0)",
+        timeout_ms=500,
+    )
+    caplog.set_level(logging.INFO, logger="conv3n.node")
+    record = await run_one(registry_of(tmp_path / "blocks"), "test/orphaner")
+    error = record.nodes["n"].error
+    assert error is not None
+    assert error.type == "timeout"
+    child = int(next(r.getMessage() for r in caplog.records if r.name == "conv3n.node.n"))
+    assert dead(child)
 
 
 async def test_a_process_that_exits_mid_request_fails_with_its_exit_code_and_stderr(
@@ -324,7 +354,7 @@ async def test_twenty_concurrent_calls_share_a_bounded_pool_of_workers(tmp_path:
     assert [r["square"] for r in results] == [i * i for i in range(20)]
     pids = {r["pid"] for r in results}
     assert 1 <= len(pids) <= 3
-    assert not any(psutil.pid_exists(pid) for pid in pids)  # the engine closed the pool
+    assert all(dead(pid) for pid in pids)  # the engine closed the pool
 
 
 async def test_an_answer_on_an_unknown_port_or_for_another_request_fails_the_node(
@@ -394,4 +424,4 @@ async def test_the_nodes_own_timeout_kills_the_worker_mid_call(
     assert error is not None
     assert error.type == "timeout"  # the node's own timeout, shorter than the manifest's
     pid = int(next(r.getMessage() for r in caplog.records if r.name == "conv3n.node.n"))
-    assert not psutil.pid_exists(pid)
+    assert dead(pid)

@@ -176,13 +176,12 @@ class BlockProcess:
         return ProcessDied(f"{what}{': ' + tail[-1] if tail else ''}")
 
     def kill(self) -> None:
-        """Kill the process and everything it started (its own process group)."""
-        if self._process.returncode is not None:
-            return
+        """Kill the process and everything it started (its own process group), also when the
+        process itself has exited and left children behind."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if hasattr(os, "killpg"):
                 os.killpg(self._process.pid, signal.SIGKILL)
-            else:
+            elif self._process.returncode is None:
                 self._process.kill()
 
     async def reap(self, *, grace_s: float = 0.0) -> None:

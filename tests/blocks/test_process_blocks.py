@@ -6,6 +6,7 @@ import logging
 import shutil
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +56,17 @@ import json, os, sys
 for line in sys.stdin:
     request = json.loads(line)
     config, value = request["config"], request["input"]
+    if config.get("warm"):
+        reply("warm")
+        continue
 {body}
 """
 
 
 def raw_block(blocks: Path, name: str, body: str, **manifest: Any) -> Path:
     """A block `test/<name>` speaking the protocol by hand (no SDK); `body` runs per request
-    with `request`, `config` and `value` bound and answers with `reply(data)`."""
+    with `request`, `config` and `value` bound and answers with `reply(data)`. A request with
+    config `{"warm": true}` is answered at once (see `run_warmed`)."""
     folder = blocks / name
     folder.mkdir(parents=True)
     helper = (
@@ -69,22 +74,49 @@ def raw_block(blocks: Path, name: str, body: str, **manifest: Any) -> Path:
         "    print(json.dumps({'id': request['id'], 'ok': True, 'data': data}), flush=True)\n"
     )
     (folder / "main.py").write_text(helper + RAW.format(body=textwrap.indent(body, "    ")))
-    data = {"type": f"test/{name}", "command": [sys.executable, "main.py"], "mode": "worker"}
+    data = {
+        "type": f"test/{name}",
+        "command": [sys.executable, "main.py"],
+        "mode": "worker",
+        "config_schema": {"type": "object"},
+    }
     data.update(manifest)
     (folder / "block.json").write_text(json.dumps(data))
     return folder
 
 
-def dead(pid: int) -> bool:
-    """The process has exited (a zombie nobody reaped yet counts: it runs no more)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+def dead(pid: int, within_s: float = 5.0) -> bool:
+    """The process has exited, or does within a moment (a killed process closes its pipes a
+    little before it is gone; a zombie nobody reaped yet counts: it runs no more)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)  # no event tells us when a process that is not our child is gone
 
 
 def one_node(block_type: str, config: dict[str, Any] | None = None, **node: Any) -> dict[str, Any]:
     return {"nodes": [{"id": "n", "type": block_type, "config": config or {}, **node}]}
+
+
+async def run_warmed(
+    registry: BlockRegistry, block_type: str, input: Any = None, **node: Any
+) -> ExecutionRecord:
+    """Node `n` of `block_type` after a node `warm` of the same block (pool_size 1): `n` runs on
+    a worker that is already up, so a short timeout measures the answer, not the start."""
+    document = {
+        "nodes": [
+            {"id": "warm", "type": block_type, "config": {"warm": True}},
+            {"id": "n", "type": block_type, **node},
+        ],
+        "connections": [{"from": "warm", "to": "n"}],
+    }
+    return await run_workflow(document, input, registry=registry)
 
 
 async def run_one(
@@ -218,6 +250,7 @@ async def test_garbage_on_stdout_fails_the_node_quoting_it(tmp_path: Path) -> No
     assert "wrote a line that is not JSON: 'hello, I am not JSON'" in error.message
 
 
+@pytest.mark.slow
 async def test_a_process_that_never_answers_is_killed_at_its_timeout(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -226,21 +259,23 @@ async def test_a_process_that_never_answers_is_killed_at_its_timeout(
         "silent",
         "print(json.dumps({'id': request['id'], 'log': str(os.getpid())}), flush=True)\n"
         "import time; time.sleep(60)",
-        timeout_ms=300,
+        timeout_ms=1500,  # the warm-up's start must fit too, on a busy machine
+        pool_size=1,
     )
     caplog.set_level(logging.INFO, logger="conv3n.node")
-    record = await run_one(registry_of(tmp_path / "blocks"), "test/silent")
+    record = await run_warmed(registry_of(tmp_path / "blocks"), "test/silent")
     error = record.nodes["n"].error
     assert error is not None
     assert (error.type, error.message) == (
         "timeout",
-        "test/silent: no answer within 300 ms; the process was killed",
+        "test/silent: no answer within 1500 ms; the process was killed",
     )
-    assert error.details["timeout_ms"] == 300
+    assert error.details["timeout_ms"] == 1500
     pid = int(next(r.getMessage() for r in caplog.records if r.name == "conv3n.node.n"))
     assert dead(pid)
 
 
+@pytest.mark.slow
 async def test_a_timeout_also_kills_what_the_process_started(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -252,10 +287,11 @@ async def test_a_timeout_also_kills_what_the_process_started(
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
         "print(json.dumps({'id': request['id'], 'log': str(child.pid)}), flush=True)\n"
         "os._exit(0)",
-        timeout_ms=500,
+        timeout_ms=1500,
+        pool_size=1,
     )
     caplog.set_level(logging.INFO, logger="conv3n.node")
-    record = await run_one(registry_of(tmp_path / "blocks"), "test/orphaner")
+    record = await run_warmed(registry_of(tmp_path / "blocks"), "test/orphaner")
     error = record.nodes["n"].error
     assert error is not None
     assert error.type == "timeout"
@@ -416,10 +452,11 @@ async def test_the_nodes_own_timeout_kills_the_worker_mid_call(
         "slow",
         "print(json.dumps({'id': request['id'], 'log': str(os.getpid())}), flush=True)\n"
         "import time; time.sleep(60)",
+        pool_size=1,
     )
     caplog.set_level(logging.INFO, logger="conv3n.node")
     registry = registry_of(tmp_path / "blocks")
-    record = await run_workflow(one_node("test/slow", timeout_ms=300), registry=registry)
+    record = await run_warmed(registry, "test/slow", timeout_ms=300)
     error = record.nodes["n"].error
     assert error is not None
     assert error.type == "timeout"  # the node's own timeout, shorter than the manifest's

@@ -16,15 +16,20 @@ conv3n puts in the node's log. The protocol is described in conv3n's docs/proces
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import os
 import sys
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import IO, Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import IO, Any
+
+    Handler = Callable[["Request"], Any]
+
+# Only json, os and sys at start-up (annotations are not evaluated): a `once` block starts a
+# process per call, so every import counts (asyncio alone costs more than the interpreter);
+# the rest load when first needed.
 
 __all__ = ["BlockError", "Port", "Request", "handler", "run"]
 __version__ = "0.1.0"
@@ -43,34 +48,60 @@ class BlockError(Exception):
         self.details = dict(details or {})
 
 
-@dataclass(frozen=True)
 class Port:
     """Return `Port("name", data)` to send the data to one of the block's named ports."""
 
-    port: str
-    data: Any = None
+    __slots__ = ("data", "port")
+
+    def __init__(self, port: str, data: Any = None) -> None:
+        self.port = port
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Port({self.port!r}, {self.data!r})"
 
 
-@dataclass
 class Request:
     """One run of the block: its config, its input and where it runs."""
 
-    id: str
-    config: dict[str, Any]
-    input: Any
-    node_id: str = ""
-    execution_id: str = ""
-    idempotency_key: str = ""
-    attempt: int = 1
-    _out: IO[str] | None = field(default=None, repr=False, compare=False)
+    __slots__ = (
+        "_out",
+        "attempt",
+        "config",
+        "execution_id",
+        "id",
+        "idempotency_key",
+        "input",
+        "node_id",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        config: dict[str, Any],
+        input: Any,
+        node_id: str = "",
+        execution_id: str = "",
+        idempotency_key: str = "",
+        attempt: int = 1,
+        _out: IO[str] | None = None,
+    ) -> None:
+        self.id = id
+        self.config = config
+        self.input = input
+        self.node_id = node_id
+        self.execution_id = execution_id
+        self.idempotency_key = idempotency_key
+        self.attempt = attempt
+        self._out = _out
+
+    def __repr__(self) -> str:
+        return f"Request(id={self.id!r}, node_id={self.node_id!r}, attempt={self.attempt})"
 
     def log(self, message: str, level: str = "info") -> None:
         """A line in the node's log (level: debug, info, warning or error)."""
         if self._out is not None:
             _write(self._out, {"id": self.id, "log": str(message), "level": level})
-
-
-Handler = Callable[[Request], Any]
 
 
 def handler(function: Handler) -> Handler:
@@ -93,7 +124,7 @@ def run(function: Handler, *, stdin: IO[str] | None = None, stdout: IO[str] | No
     saved = sys.stdout
     # the protocol owns stdout: a handler's print() must not break it, so it goes to stderr
     sys.stdout = sys.stderr
-    loop: asyncio.AbstractEventLoop | None = None
+    loop: Any = None
     try:
         for line in source:
             if not line.strip():
@@ -121,14 +152,18 @@ def run(function: Handler, *, stdin: IO[str] | None = None, stdout: IO[str] | No
             )
             try:
                 result = function(request)
-                if inspect.isawaitable(result):
+                if hasattr(result, "__await__"):
                     if loop is None:
+                        import asyncio
+
                         loop = asyncio.new_event_loop()
                     result = loop.run_until_complete(_awaited(result))
             except BlockError as exc:
                 _fail(out, request.id, exc.message, exc.retryable, exc.details)
                 continue
             except Exception as exc:  # noqa: BLE001 - any error of the handler fails the node
+                import traceback
+
                 traceback.print_exc(file=sys.stderr)
                 name = type(exc).__name__
                 _fail(out, request.id, f"{name}: {exc}", False, {"exception": name})

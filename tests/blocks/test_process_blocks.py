@@ -415,6 +415,28 @@ async def test_an_answer_on_an_unknown_port_or_for_another_request_fails_the_nod
     assert "answered request 'other' while" in other.nodes["n"].error.message
 
 
+async def test_log_lines_keep_their_level_and_an_unknown_level_counts_as_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw_block(
+        tmp_path / "blocks",
+        "chatty",
+        "for level in ('debug', 'warning', 'error', 'shouting'):\n"
+        "    print(json.dumps({'id': request['id'], 'log': level, 'level': level}), flush=True)\n"
+        "reply('done')",
+    )
+    caplog.set_level(logging.DEBUG, logger="conv3n.node")
+    record = await run_one(registry_of(tmp_path / "blocks"), "test/chatty")
+    assert record.output == "done"
+    levels = [(r.getMessage(), r.levelname) for r in caplog.records if r.name == "conv3n.node.n"]
+    assert levels == [
+        ("debug", "DEBUG"),
+        ("warning", "WARNING"),
+        ("error", "ERROR"),
+        ("shouting", "INFO"),
+    ]
+
+
 async def test_a_missing_program_is_a_clear_error(tmp_path: Path) -> None:
     folder = raw_block(tmp_path / "blocks", "ghost", "reply(1)")
     manifest = json.loads((folder / "block.json").read_text())

@@ -190,6 +190,13 @@ def test_a_missing_blocks_folder_adds_nothing(tmp_path: Path) -> None:
     assert registry.types() == BlockRegistry.discover().types()
 
 
+def test_a_blocks_dir_that_is_not_a_folder_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    for chosen in (tmp_path / "file", tmp_path / "absent"):
+        _, problems = discover_blocks(Settings(data_dir=tmp_path, blocks_dir_path=chosen))
+        assert problems == [f"CONV3N_BLOCKS_DIR: {chosen} is not a folder"]
+
+
 def test_blocks_dir_defaults_to_the_data_dir_and_is_read_from_the_environment(
     tmp_path: Path,
 ) -> None:

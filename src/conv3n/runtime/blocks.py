@@ -23,7 +23,9 @@ def discover_blocks(settings: Settings) -> tuple[BlockRegistry, list[str]]:
     registry = BlockRegistry.discover()
     folder = settings.blocks_dir
     if not folder.is_dir():
-        return registry, []
+        if settings.blocks_dir_path is None and not folder.exists():
+            return registry, []  # the default folder is optional
+        return registry, [f"CONV3N_BLOCKS_DIR: {folder} is not a folder"]
     # imported only when there is a folder: jsonschema is not needed otherwise
     from conv3n.blocks import process
 

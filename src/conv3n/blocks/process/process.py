@@ -24,6 +24,12 @@ MAX_STDERR_LINE = 8 * 1024
 MAX_STDERR_LINES = 1000
 """stderr lines logged per request; the rest are counted, not logged."""
 KEPT_STDERR_LINES = 20
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 EXIT_GRACE_S = 2.0
 """How long a process may take to exit once its stdin is closed, before it is killed."""
 
@@ -152,7 +158,8 @@ class BlockProcess:
                 continue
             message = protocol.read_line(line, request.id)
             if isinstance(message, protocol.Log):
-                logger.log(logging.getLevelNamesMapping()[message.level.upper()], "%s", message.log)
+                level = _LEVELS.get(message.level.lower(), logging.INFO)
+                logger.log(level, "%s", message.log)
                 continue
             self._logger = log
             return message

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from conv3n.model import JSON
 
@@ -65,7 +65,7 @@ class Log(_Message):
     """A log line of the process for the request's node."""
 
     log: str
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: str = Field("info", max_length=32, description="debug, info, warning or error.")
 
 
 class Success(_Message):
@@ -94,7 +94,6 @@ class Failed(_Message):
 
 
 Answer = Success | Failed
-_MESSAGE: TypeAdapter[Log | Success | Failed] = TypeAdapter(Log | Success | Failed)
 
 
 def read_line(line: bytes, request_id: str) -> Log | Answer:

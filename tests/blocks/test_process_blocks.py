@@ -364,12 +364,18 @@ async def test_a_crashed_worker_is_replaced_and_the_next_call_works(tmp_path: Pa
     assert third.data["pid"] != first.data["pid"]
 
 
-async def test_twenty_concurrent_calls_share_a_bounded_pool_of_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "processes"), [("worker", 3), pytest.param("once", 20, marks=pytest.mark.slow)]
+)
+async def test_twenty_concurrent_calls_share_a_bounded_pool_of_processes(
+    tmp_path: Path, mode: str, processes: int
+) -> None:
     raw_block(
         tmp_path / "blocks",
         "square",
         "import time; time.sleep(0.02)\nreply({'pid': os.getpid(), 'square': config['n'] ** 2})",
         pool_size=3,
+        mode=mode,
         config_schema={"type": "object", "properties": {"n": {"type": "integer"}}},
     )
     body = {"nodes": [{"id": "sq", "type": "test/square", "config": {"n": "{{ $item }}"}}]}
@@ -389,7 +395,8 @@ async def test_twenty_concurrent_calls_share_a_bounded_pool_of_workers(tmp_path:
     assert isinstance(results, list)
     assert [r["square"] for r in results] == [i * i for i in range(20)]
     pids = {r["pid"] for r in results}
-    assert 1 <= len(pids) <= 3
+    # worker: three calls at once from the start, never more; once: a process per call
+    assert len(pids) == processes
     assert all(dead(pid) for pid in pids)  # the engine closed the pool
 
 

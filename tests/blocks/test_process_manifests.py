@@ -93,6 +93,18 @@ def good(block_type: str = "acme/echo", **changes: Any) -> dict[str, Any]:
             "block.json",
             "config_schema: $ref '#/$defs/missing' names nothing in the schema",
         ),
+        (
+            '{"type": "acme/echo", "command": ["x"], "config_schema": '
+            + '{"not": ' * 5000 + "{}" + "}" * 5001,
+            "block.json",
+            "block.json: the manifest nests too deeply",
+        ),
+        (
+            '{"type": "acme/echo", "command": ["x"], "config_schema": '
+            + '{"not": ' * 400 + "{}" + "}" * 401,
+            "block.json",
+            "block.json: config_schema: the schema nests too deeply",
+        ),
         ("type: acme/echo\n" + "#" * (1024 * 1024), "block.yaml", "larger than 1,048,576 bytes"),
         (b"\xff\xfe type", "block.yaml", "block.yaml: the manifest is not UTF-8 text"),
     ],

@@ -67,6 +67,7 @@ def check_schema(schema: dict[str, Any]) -> None:
 
     try:
         _validator_class(schema).check_schema(schema)
+        refs = list(_refs(schema))
     except jsonschema.SchemaError as exc:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.absolute_path)
         where = where.lstrip(".")
@@ -74,7 +75,7 @@ def check_schema(schema: dict[str, Any]) -> None:
         raise ValueError(f"not a valid JSON Schema{at}: {exc.message}") from None
     except RecursionError:
         raise ValueError("the schema nests too deeply") from None
-    for ref in _refs(schema):
+    for ref in refs:
         if not ref.startswith("#"):
             raise ValueError(f"$ref {ref!r}: only references within the schema (#/$defs/...) work")
         if ref.startswith("#/") or ref == "#":

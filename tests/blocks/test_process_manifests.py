@@ -95,13 +95,17 @@ def good(block_type: str = "acme/echo", **changes: Any) -> dict[str, Any]:
         ),
         (
             '{"type": "acme/echo", "command": ["x"], "config_schema": '
-            + '{"not": ' * 5000 + "{}" + "}" * 5001,
+            + '{"not": ' * 5000
+            + "{}"
+            + "}" * 5001,
             "block.json",
             "block.json: the manifest nests too deeply",
         ),
         (
             '{"type": "acme/echo", "command": ["x"], "config_schema": '
-            + '{"not": ' * 400 + "{}" + "}" * 401,
+            + '{"not": ' * 400
+            + "{}"
+            + "}" * 401,
             "block.json",
             "block.json: config_schema: the schema nests too deeply",
         ),

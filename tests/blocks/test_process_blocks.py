@@ -1,9 +1,12 @@
 """Process blocks through the real engine: both SDK examples in both modes, and processes that
 misbehave (garbage, silence, death, a 100 MB line, crashes, load) without taking conv3n down."""
 
+import asyncio
 import json
 import logging
+import os
 import shutil
+import signal
 import sys
 import textwrap
 import time
@@ -12,12 +15,13 @@ from typing import Any
 
 import psutil
 import pytest
+from pydantic import BaseModel, ConfigDict
 
 from conv3n.blocks import process
 from conv3n.errors import WorkflowInvalid
 from conv3n.model import ExecutionRecord
 from conv3n.runtime import Settings, discover_blocks
-from conv3n.sdk import BlockRegistry
+from conv3n.sdk import BlockRegistry, Context, block
 from conv3n.testing import run_workflow
 from tests.conftest import ROOT
 
@@ -362,6 +366,39 @@ async def test_a_crashed_worker_is_replaced_and_the_next_call_works(tmp_path: Pa
     assert "exited with code 9 before answering" in crash.error.message
     assert third.data["echo"] == "ok"
     assert third.data["pid"] != first.data["pid"]
+
+
+class KillConfig(BaseModel):
+    """Configuration of test/kill."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pid: int
+
+
+@block("kill")
+async def kill(ctx: Context, config: KillConfig) -> None:
+    """Kill a process from outside (as an OOM killer would) and wait until it is gone."""
+    os.kill(config.pid, signal.SIGKILL)
+    await asyncio.to_thread(dead, config.pid)
+
+
+async def test_an_idle_worker_killed_from_outside_is_replaced(tmp_path: Path) -> None:
+    raw_block(tmp_path / "blocks", "pid", "reply(os.getpid())", pool_size=1)
+    registry = registry_of(tmp_path / "blocks")
+    registry.add("test2", [kill], origin="(test)")
+    document = {
+        "nodes": [
+            {"id": "first", "type": "test/pid"},
+            {"id": "kill", "type": "test2/kill", "config": {"pid": "{{ $node.first.data }}"}},
+            {"id": "second", "type": "test/pid"},
+        ],
+        "connections": [{"from": "first", "to": "kill"}, {"from": "kill", "to": "second"}],
+    }
+    record = await run_workflow(document, registry=registry)
+    assert record.status.value == "success", record.error
+    assert isinstance(record.nodes["second"].data, int)
+    assert record.nodes["second"].data != record.nodes["first"].data
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,8 @@ import signal
 from collections import deque
 from pathlib import Path
 
+import psutil
+
 from conv3n.blocks.process import protocol
 from conv3n.blocks.process.manifest import Manifest
 
@@ -116,8 +118,17 @@ class BlockProcess:
 
     @property
     def alive(self) -> bool:
-        """The process has not exited."""
-        return self._process.returncode is None
+        """The process has not exited. Also asks the OS: a process killed while idle is dead
+        (a zombie) a moment before asyncio's child watcher reports it."""
+        if self._process.returncode is not None:
+            return False
+        stdout = self._process.stdout
+        if stdout is not None and stdout.at_eof():
+            return False
+        try:
+            return psutil.Process(self._process.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
 
     @property
     def pid(self) -> int:

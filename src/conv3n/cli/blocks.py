@@ -22,9 +22,15 @@ def blocks(
     conv3n blocks --json | jq '.[] | select(.type == "std/http_request") | .config_schema'
     ```
     """
-    from conv3n.sdk import BlockRegistry
+    from rich.markup import escape
 
-    registry = BlockRegistry.discover()
+    from conv3n.runtime import Settings, discover_blocks
+
+    registry, problems = discover_blocks(Settings.from_env())
+    for problem in problems:
+        output.console(stderr=True).print(
+            f"[yellow]warning:[/] skipped a block manifest: {escape(problem)}"
+        )
     if as_json:
         from conv3n.runtime import describe_blocks
 

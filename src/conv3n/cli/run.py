@@ -89,11 +89,11 @@ def run(
     conv3n run wf.yaml --store --idempotency-key order-42
     ```
     """
-    from conv3n.runtime import Settings, compile_file, run_plan
-    from conv3n.sdk import BlockRegistry
+    from conv3n.runtime import Settings, block_registry, compile_file, run_plan
 
     payload = parse_input(input)
-    registry = BlockRegistry.discover()
+    settings = Settings.from_env()
+    registry = block_registry(settings)
     try:
         plan = compile_file(file, registry)
     except WorkflowNotFound as exc:
@@ -107,9 +107,7 @@ def run(
     if store or idempotency_key is not None:
         record = asyncio.run(_run_stored(plan, payload, idempotency_key, registry))
     else:
-        record = asyncio.run(
-            run_plan(plan, payload, settings=Settings.from_env(), registry=registry)
-        )
+        record = asyncio.run(run_plan(plan, payload, settings=settings, registry=registry))
     if as_json:
         output.print_json(record.model_dump(mode="json"))
     else:

@@ -30,10 +30,9 @@ def validate(
     conv3n validate wf.yaml --json | jq '.["wf.yaml"][].path'
     ```
     """
-    from conv3n.runtime import validate_files
-    from conv3n.sdk import BlockRegistry
+    from conv3n.runtime import Settings, block_registry, validate_files
 
-    results = validate_files(files, BlockRegistry.discover())
+    results = validate_files(files, block_registry(Settings.from_env()))
     invalid = {path: found for path, found in results.items() if found}
     if as_json:
         output.print_json({str(p): [x.to_json() for x in found] for p, found in results.items()})

@@ -1,5 +1,6 @@
 """The composition root: settings, engine wiring and the use cases CLI and API share."""
 
+from conv3n.runtime.blocks import block_registry, discover_blocks
 from conv3n.runtime.files import FileWorkflows, compile_file, read_workflow
 from conv3n.runtime.runtime import (
     compile_document,
@@ -14,9 +15,11 @@ from conv3n.runtime.settings import Settings
 __all__ = [
     "FileWorkflows",
     "Settings",
+    "block_registry",
     "compile_document",
     "compile_file",
     "describe_blocks",
+    "discover_blocks",
     "make_engine",
     "read_workflow",
     "run_file",

@@ -11,7 +11,7 @@ from conv3n.compiler import Plan
 from conv3n.engine import Engine, EngineOptions, Journal
 from conv3n.errors import InvalidInput, NotFound, WorkflowInvalid
 from conv3n.model import JSON, ExecutionRecord, Problem
-from conv3n.runtime import files
+from conv3n.runtime import blocks, files
 from conv3n.runtime.settings import Settings
 from conv3n.sdk import BlockRegistry
 
@@ -53,7 +53,7 @@ async def run_file(
 ) -> ExecutionRecord:
     """Compile and run a workflow file once, without storage (`conv3n run`)."""
     settings = settings or Settings.from_env()
-    registry = registry or BlockRegistry.discover()
+    registry = registry or blocks.block_registry(settings)
     plan = files.compile_file(path, registry)
     return await run_plan(plan, input, settings=settings, registry=registry, journal=journal)
 

@@ -28,7 +28,7 @@ from conv3n.model import (
 )
 from conv3n.model.stored import ExecutionSummary, StoredExecution, StoredWorkflow
 from conv3n.observability import Metrics
-from conv3n.runtime import files, leases, reruns, subworkflows
+from conv3n.runtime import blocks, files, leases, reruns, subworkflows
 from conv3n.runtime import webhooks as webhook_index
 from conv3n.runtime.secret_store import SecretStore
 from conv3n.runtime.settings import Settings
@@ -61,7 +61,7 @@ class Runtime:
         metrics: "Metrics | None" = None,
     ):
         self.settings = settings or Settings.from_env()
-        self.registry = registry or BlockRegistry.discover()
+        self.registry = registry or blocks.block_registry(self.settings)
         self.db = Database(self.settings.database)
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.secrets = SecretStore(self.db, self.settings)

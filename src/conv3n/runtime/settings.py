@@ -35,6 +35,7 @@ class Settings:
         cache_dir: caches that outlive the process, e.g. code environments (CONV3N_CACHE_DIR).
         public_url_base: the server's URL as others reach it (CONV3N_PUBLIC_URL), used in
             `$execution.resume_url`; default `http://{host}:{port}`.
+        blocks_dir: the folder of process blocks, one subfolder per manifest (CONV3N_BLOCKS_DIR).
     """
 
     data_dir: Path = Path(".conv3n")
@@ -53,6 +54,7 @@ class Settings:
     files_root_dir: Path | None = None
     cache_dir_path: Path | None = None
     public_url_base: str | None = None
+    blocks_dir_path: Path | None = None
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -81,6 +83,7 @@ class Settings:
             "files_root_dir": _path(env, "CONV3N_FILES_ROOT"),
             "cache_dir_path": _path(env, "CONV3N_CACHE_DIR"),
             "public_url_base": (env.get("CONV3N_PUBLIC_URL") or "").strip().rstrip("/") or None,
+            "blocks_dir_path": _path(env, "CONV3N_BLOCKS_DIR"),
             "environ": env,
         }
         values.update(overrides)
@@ -112,6 +115,11 @@ class Settings:
     def public_url(self) -> str:
         """The server's base URL as others reach it."""
         return self.public_url_base or f"http://{self.host}:{self.port}"
+
+    @property
+    def blocks_dir(self) -> Path:
+        """Process blocks, one subfolder per manifest (`$CONV3N_DATA_DIR/blocks` unless set)."""
+        return (self.blocks_dir_path or self.data_dir / "blocks").resolve()
 
     def visible_env(self) -> dict[str, str]:
         """The allow-listed variables that are set: what `$env` shows."""

@@ -43,6 +43,11 @@ class BlockRegistry:
                 f"block namespace {namespace!r} is claimed by both {self._origin[namespace]} "
                 f"and {origin}"
             )
+        if namespace in self._pending:
+            owners = " and ".join(sorted(_dist_name(ep) for ep in self._pending[namespace]))
+            raise BlockRegistryError(
+                f"block namespace {namespace!r} is claimed by both {owners} and {origin}"
+            )
         self._origin[namespace] = origin
         for spec in specs:
             if not isinstance(spec, BlockSpec):

@@ -191,7 +191,10 @@ class Compiled:
 
 
 def compile_config(value: JSON, *, path: Path = (), skip: frozenset[str] = frozenset()) -> Compiled:
-    """Compile every template in `value`; keys in `skip` (top level) are left untouched.
+    """Compile every template in `value`; the fields in `skip` are left untouched.
+
+    A `skip` entry is a top-level key or a dotted path in which `*` matches every list item
+    (`statements.*.query`).
 
     Raises:
         ConfigParseErrors: every invalid template, each with its path.
@@ -248,7 +251,9 @@ def _compile(
             if key in skip:
                 base[key] = child
                 continue
-            static, render = _compile(child, (*path, key), frozenset(), expressions, errors, texts)
+            static, render = _compile(
+                child, (*path, key), _below(skip, key), expressions, errors, texts
+            )
             base[key] = static
             if render is not None:
                 dynamic.append((key, render))
@@ -265,10 +270,12 @@ def _compile(
     if type(value) is list:
         items: list[JSON] = []
         renderers: list[tuple[int, Renderer]] = []
+        inner = _below(skip, "*")
         for index, child in enumerate(value):
-            static, render = _compile(
-                child, (*path, index), frozenset(), expressions, errors, texts
-            )
+            if "*" in skip:
+                items.append(child)
+                continue
+            static, render = _compile(child, (*path, index), inner, expressions, errors, texts)
             items.append(static)
             if render is not None:
                 renderers.append((index, render))
@@ -283,6 +290,15 @@ def _compile(
 
         return value, render_list
     return value, None
+
+
+def _below(skip: frozenset[str], key: str) -> frozenset[str]:
+    """The `skip` paths inside `key` (`a.b` under `a` is `b`)."""
+    if not skip:
+        return skip
+    return frozenset(
+        rest for head, dot, rest in (entry.partition(".") for entry in skip) if dot and head == key
+    )
 
 
 def iter_strings(value: JSON, path: Path = ()) -> Iterator[tuple[Path, str]]:

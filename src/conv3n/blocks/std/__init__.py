@@ -3,7 +3,15 @@
 `BLOCKS` is the target of the `std` entry point in the `conv3n.blocks` group.
 """
 
-from conv3n.blocks.std import flow, http_request, respond, structure, timing, transform
+from conv3n.blocks.std import (
+    database,
+    flow,
+    http_request,
+    respond,
+    structure,
+    timing,
+    transform,
+)
 
 BLOCKS = (
     flow.noop,
@@ -18,6 +26,7 @@ BLOCKS = (
     structure.subworkflow,
     transform.transform,
     http_request.http_request,
+    database.database,
 )
 
 __all__ = ["BLOCKS"]

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from conv3n.blocks.std import database
+from conv3n.engine import Engine
 from conv3n.errors import WorkflowInvalid
 from conv3n.model import JSON, NodeRecord
 from conv3n.testing import run_block, run_workflow
@@ -524,6 +526,24 @@ async def test_postgres_fifty_concurrent_queries_share_one_pool(pg_table: str) -
 
     assert output == [{"rows": [{"name": f"n{i}"}], "rowcount": 1} for i in range(50)]
     assert rows(await sql(PG_URL, on(pg_table, COUNT))) == [{"n": 50}]
+
+
+@pytest.mark.postgres
+async def test_postgres_a_pooled_connection_the_server_closed_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    monkeypatch.setattr(database, "IDLE_PING_S", 0.0)
+    pid_query = "SELECT pg_backend_pid() AS pid"
+    async with Engine() as engine:
+        first = await run_block("std/database", {"url": PG_URL, "query": pid_query}, engine=engine)
+        pid = rows(first.data)[0]["pid"]
+        killed = await sql(PG_URL, "SELECT pg_terminate_backend(:pid) AS ok", {"pid": pid})
+        second = await run_block("std/database", {"url": PG_URL, "query": pid_query}, engine=engine)
+
+    assert rows(killed) == [{"ok": True}]
+    assert second.status == "success", second.error
+    assert rows(second.data)[0]["pid"] != pid
 
 
 # --- MariaDB -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ process (`ctx.shared`); the engine disposes of it at shutdown.
 
 import functools
 import hashlib
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -43,6 +44,7 @@ POOL_SIZE = 5
 POOL_OVERFLOW = 15
 POOL_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10
+IDLE_PING_S = 10.0
 MESSAGE_CHARS = 2_000
 # Worth another attempt: the connection broke, the server is busy, or the transaction lost a
 # race (deadlock, serialization failure, lock wait) that it may win next time.
@@ -239,12 +241,10 @@ def _create_engine(url: "URL") -> "AsyncEngine":
         "max_overflow": POOL_OVERFLOW,
         "pool_timeout": POOL_TIMEOUT_S,
         "pool_recycle": 1800,
-        "pool_pre_ping": True,
     }
     sqlite = url.drivername.startswith("sqlite")
     if sqlite:
         options["connect_args"] = {"timeout": POOL_TIMEOUT_S}
-        options["pool_pre_ping"] = False
         if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
             # One connection is the whole database: it is never recycled, and callers queue.
             options.update(pool_size=1, max_overflow=0, pool_recycle=-1, pool_timeout=60.0)
@@ -262,7 +262,33 @@ def _create_engine(url: "URL") -> "AsyncEngine":
         def _begin(connection: Any) -> None:
             connection.exec_driver_sql("BEGIN")
 
+    else:
+        _ping_idle_connections(engine)
     return engine
+
+
+def _ping_idle_connections(engine: "AsyncEngine") -> None:
+    """Check a connection that sat idle in the pool before handing it out (the server may have
+    closed it); a busy pool skips the round trip that `pool_pre_ping` would spend on every
+    checkout. A failed ping makes the pool connect afresh (SQLAlchemy's checkout recipe)."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import DisconnectionError
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["conv3n_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("conv3n_idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_S:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except Exception:  # noqa: BLE001 - whatever the driver raises, the connection is gone
+            raise DisconnectionError("idle connection failed its ping") from None
 
 
 async def _run(

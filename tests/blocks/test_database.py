@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conv3n.blocks.std import database
+from conv3n.blocks.std import sql_pool
 from conv3n.engine import Engine
 from conv3n.errors import WorkflowInvalid
 from conv3n.model import JSON, NodeRecord
@@ -251,6 +251,28 @@ async def test_params_the_query_does_not_use_are_ignored(sqlite_url: str) -> Non
     data = await sql(sqlite_url, "SELECT :a AS a", {"a": 1, "unused": 2, "not a name": 3})
 
     assert rows(data) == [{"a": 1}]
+
+
+async def test_an_integer_sqlite_cannot_store_fails_naming_params(sqlite_url: str) -> None:
+    record = await failed({"url": sqlite_url, "query": "SELECT :x", "params": {"x": 10**30}})
+
+    assert record.error is not None
+    assert record.error.type == "block_error"
+    assert record.error.message == (
+        "config.params: Python int too large to convert to SQLite INTEGER"
+    )
+
+
+@pytest.mark.postgres
+async def test_postgres_hostile_text_is_bound_or_refused_by_the_server() -> None:
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    text = "é🎉 \\' \" ; -- /* */"
+    data = await sql(PG_URL, "SELECT :t AS t, :big AS big", {"t": text, "big": 10**30})
+    nul = await failed({"url": PG_URL, "query": "SELECT :t", "params": {"t": "a\x00b"}})
+
+    assert rows(data) == [{"t": text, "big": str(10**30)}]
+    assert nul.error is not None
+    assert "NUL" in nul.error.message
 
 
 async def test_a_syntax_error_gives_the_database_message_and_is_not_retried(
@@ -533,7 +555,7 @@ async def test_postgres_a_pooled_connection_the_server_closed_is_replaced(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     require_service("PostgreSQL", "127.0.0.1", 5432)
-    monkeypatch.setattr(database, "IDLE_PING_S", 0.0)
+    monkeypatch.setattr(sql_pool, "IDLE_PING_S", 0.0)
     pid_query = "SELECT pg_backend_pid() AS pid"
     async with Engine() as engine:
         first = await run_block("std/database", {"url": PG_URL, "query": pid_query}, engine=engine)

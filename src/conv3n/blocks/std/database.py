@@ -8,13 +8,12 @@ process (`ctx.shared`); the engine disposes of it at shutdown.
 
 import functools
 import hashlib
-import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from conv3n.blocks.std import sql_rows
+from conv3n.blocks.std import sql_pool, sql_rows
 from conv3n.model import JSON
 from conv3n.sdk import BlockError, Context, block
 
@@ -24,34 +23,16 @@ if TYPE_CHECKING:
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-# The async driver behind every accepted URL scheme.
-DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+psycopg",
-    "postgres": "postgresql+psycopg",
-    "postgresql+psycopg": "postgresql+psycopg",
-    "mysql": "mysql+aiomysql",
-    "mysql+aiomysql": "mysql+aiomysql",
-    "mariadb": "mariadb+aiomysql",
-    "mariadb+aiomysql": "mariadb+aiomysql",
-}
 DEFAULT_MAX_ROWS = 10_000
 MAX_ROWS_CAP = 1_000_000
 MAX_STATEMENTS = 1_000
 MAX_SQL_CHARS = 1_000_000
-POOL_SIZE = 5
-POOL_OVERFLOW = 15
-POOL_TIMEOUT_S = 10.0
-CONNECT_TIMEOUT_S = 10
-IDLE_PING_S = 10.0
 MESSAGE_CHARS = 2_000
 # Worth another attempt: the connection broke, the server is busy, or the transaction lost a
 # race (deadlock, serialization failure, lock wait) that it may win next time.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300"})
 RETRYABLE_MYSQL_CODES = frozenset({1040, 1205, 1213, 2002, 2003, 2006, 2013})
 RETRYABLE_SQLITE_NAMES = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
-SCHEMES = "sqlite:///path, postgresql://..., mysql://... or mariadb://..."
 
 
 def _no_expressions(query: str) -> str:
@@ -133,9 +114,9 @@ class DatabaseConfig(BaseModel):
             _fail(self, "params", "params", "with statements, give params per statement", None)
         if self.url is not None:
             try:
-                parse_url(self.url)
+                sql_pool.parse_url(self.url)
             except ValueError as exc:
-                _fail(self, "url", "database_url", str(exc), mask(self.url))
+                _fail(self, "url", "database_url", str(exc), sql_pool.mask(self.url))
         return self
 
 
@@ -147,34 +128,6 @@ def _fail(model: BaseModel, field: str, kind: str, message: str, shown: str | No
     )
 
 
-def parse_url(text: str) -> "URL":
-    """The URL with its async driver (ValueError, never showing the password, when it is bad)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        url = make_url(text.strip())
-    except (ArgumentError, ValueError, TypeError):
-        raise ValueError(f"not a database URL: use {SCHEMES}") from None
-    driver = DRIVERS.get(url.drivername.lower())
-    if driver is None:
-        scheme = url.drivername.split("+")[0]
-        raise ValueError(f"unknown database {scheme!r}: use {SCHEMES}")
-    if not driver.startswith("sqlite") and not url.host:
-        raise ValueError("the URL names no host")
-    return url.set(drivername=driver)
-
-
-def mask(text: str) -> str:
-    """`text` (a URL) with its password replaced by `***`."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(text.strip()).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - anything unparsable is shown as nothing at all
-        return "(unparsable URL)"
-
-
 @block("database", raw=("query", "statements.*.query"))
 async def database(ctx: Context, config: DatabaseConfig) -> JSON:
     """Run SQL with bound :params on SQLite, PostgreSQL or MySQL/MariaDB: `{rows, rowcount}`
@@ -182,7 +135,7 @@ async def database(ctx: Context, config: DatabaseConfig) -> JSON:
     if config.credential is not None:
         secret = await ctx.secret(config.credential)
         try:
-            url = parse_url(secret)
+            url = sql_pool.parse_url(secret)
         except ValueError as exc:
             raise BlockError(
                 f"config.credential: secret {config.credential!r} does not hold a usable "
@@ -190,7 +143,7 @@ async def database(ctx: Context, config: DatabaseConfig) -> JSON:
                 details={"credential": config.credential},
             ) from None
     else:
-        url = parse_url(config.url or "")
+        url = sql_pool.parse_url(config.url or "")
     if config.statements is None:
         work = [("config", config.query or "", config.params)]
     else:
@@ -199,7 +152,7 @@ async def database(ctx: Context, config: DatabaseConfig) -> JSON:
         ]
     bound = [(where, *_bind(where, query, params)) for where, query, params in work]
     key = hashlib.sha256(url.render_as_string(hide_password=False).encode()).hexdigest()
-    engine: AsyncEngine = ctx.shared(f"std/database:{key}", lambda: _create_engine(url))
+    engine: AsyncEngine = ctx.shared(f"std/database:{key}", lambda: sql_pool.create_engine(url))
     results = await _run(engine, url, bound, config.max_rows)
     if config.statements is None:
         return results[0]
@@ -230,67 +183,6 @@ def _bind(where: str, query: str, params: dict[str, JSON]) -> "tuple[TextClause,
     return clause, sql_rows.bind_params({name: params[name] for name in names})
 
 
-def _create_engine(url: "URL") -> "AsyncEngine":
-    from sqlalchemy import event
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import AsyncAdaptedQueuePool
-
-    options: dict[str, Any] = {
-        "poolclass": AsyncAdaptedQueuePool,
-        "pool_size": POOL_SIZE,
-        "max_overflow": POOL_OVERFLOW,
-        "pool_timeout": POOL_TIMEOUT_S,
-        "pool_recycle": 1800,
-    }
-    sqlite = url.drivername.startswith("sqlite")
-    if sqlite:
-        options["connect_args"] = {"timeout": POOL_TIMEOUT_S}
-        if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
-            # One connection is the whole database: it is never recycled, and callers queue.
-            options.update(pool_size=1, max_overflow=0, pool_recycle=-1, pool_timeout=60.0)
-    else:
-        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
-    engine = create_async_engine(url, **options)
-    if sqlite:
-        # pysqlite's own transaction handling skips DDL; BEGIN ourselves so that every
-        # transaction, DDL included, is all or nothing (the SQLAlchemy documentation's recipe).
-        @event.listens_for(engine.sync_engine, "connect")
-        def _autocommit_driver(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN")
-
-    else:
-        _ping_idle_connections(engine)
-    return engine
-
-
-def _ping_idle_connections(engine: "AsyncEngine") -> None:
-    """Check a connection that sat idle in the pool before handing it out (the server may have
-    closed it); a busy pool skips the round trip that `pool_pre_ping` would spend on every
-    checkout. A failed ping makes the pool connect afresh (SQLAlchemy's checkout recipe)."""
-    from sqlalchemy import event
-    from sqlalchemy.exc import DisconnectionError
-
-    @event.listens_for(engine.sync_engine, "checkin")
-    def _returned(_dbapi_connection: Any, record: Any) -> None:
-        record.info["conv3n_idle_since"] = time.monotonic()
-
-    @event.listens_for(engine.sync_engine, "checkout")
-    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        since = record.info.get("conv3n_idle_since")
-        if since is None or time.monotonic() - since < IDLE_PING_S:
-            return
-        try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-        except Exception:  # noqa: BLE001 - whatever the driver raises, the connection is gone
-            raise DisconnectionError("idle connection failed its ping") from None
-
-
 async def _run(
     engine: "AsyncEngine",
     url: "URL",
@@ -313,6 +205,9 @@ async def _run(
     except StatementError as exc:
         message = _clean(str(exc.orig or exc), url)
         raise BlockError(f"{_label(where)} failed: {message}") from None
+    except OverflowError as exc:
+        # SQLite's driver refuses integers beyond 64 bits before sending anything.
+        raise BlockError(f"{where}.params: {exc}") from None
     finally:
         await connection.close()
     return results
@@ -331,7 +226,7 @@ async def _connect(engine: "AsyncEngine", url: "URL") -> "AsyncConnection":
         return await engine.connect()
     except PoolTimeout:
         raise BlockError(
-            f"every pooled connection to {shown} stayed busy for {POOL_TIMEOUT_S:g} s",
+            f"every pooled connection to {shown} stayed busy for {sql_pool.POOL_TIMEOUT_S:g} s",
             retryable=True,
             details={"url": shown},
         ) from None

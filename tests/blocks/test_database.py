@@ -155,6 +155,28 @@ async def test_an_expression_in_a_statement_query_is_refused(sqlite_url: str) ->
     assert paths == ["nodes[0].config.statements[1].query"]
 
 
+@pytest.mark.parametrize(
+    ("statements", "path"),
+    [
+        ("{{ $input.statements }}", "nodes[0].config.statements"),
+        (["{{ $input.statements[0] }}"], "nodes[0].config.statements[0]"),
+    ],
+)
+async def test_statements_computed_by_an_expression_are_refused(
+    sqlite_url: str, statements: JSON, path: str
+) -> None:
+    with pytest.raises(WorkflowInvalid) as caught:
+        await run_block(
+            "std/database",
+            {"url": sqlite_url, "statements": statements},
+            input={"statements": [{"query": "DROP TABLE victims"}]},
+        )
+
+    (problem,) = caught.value.problems
+    assert problem.where == path
+    assert "statements must be written out in the workflow" in problem.message
+
+
 async def test_an_escaped_expression_in_query_is_refused_too(sqlite_url: str) -> None:
     with pytest.raises(WorkflowInvalid, match="expressions are not allowed in SQL"):
         await run_block("std/database", {"url": sqlite_url, "query": "SELECT '\\{{ x }}'"})

@@ -194,7 +194,8 @@ def compile_config(value: JSON, *, path: Path = (), skip: frozenset[str] = froze
     """Compile every template in `value`; the fields in `skip` are left untouched.
 
     A `skip` entry is a top-level key or a dotted path in which `*` matches every list item
-    (`statements.*.query`).
+    (`statements.*.query`). A template on the way to a skipped path (`statements: "{{ x }}"`)
+    is left untouched too: rendering it could fill the skipped field in.
 
     Raises:
         ConfigParseErrors: every invalid template, each with its path.
@@ -231,7 +232,8 @@ def _compile(
 ) -> tuple[JSON, Renderer | None]:
     """(static value, None) when nothing renders, else (original value, renderer)."""
     if type(value) is str:
-        if "{{" not in value:
+        if skip or "{{" not in value:
+            # `skip` holds paths below this string: rendering it could fill them in.
             return value, None
         try:
             parsed = template.split_template(value)

@@ -81,7 +81,8 @@ def block(
     The config annotation is the single source of the block's JSON Schema and validation; the
     docstring is its description. A bad declaration fails at import time, naming the function.
     `raw` names config fields the engine must not render: a `{{` there reaches the config model
-    as written, so its validator can refuse expressions (std/database's SQL text).
+    as written, so its validator can refuse expressions (std/database's SQL text). A template
+    that would produce such a field (`statements: "{{ x }}"`) is not rendered either.
 
     Example:
         >>> class EchoConfig(BaseModel):

@@ -10,7 +10,15 @@ import functools
 import hashlib
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from conv3n.blocks.std import sql_pool, sql_rows
@@ -60,10 +68,23 @@ Params = Annotated[
 ]
 
 
+def _written_out(value: Any) -> Any:
+    """`statements` and its items are raw too: an expression there could carry SQL."""
+    if isinstance(value, str):
+        raise PydanticCustomError(
+            "sql_expression",
+            "statements must be written out in the workflow, not computed by an expression: "
+            "give each {query, params}, and put expressions in params",
+        )
+    return value
+
+
 class Statement(BaseModel):
     """One statement of `statements`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _no_template = model_validator(mode="before")(_written_out)
 
     query: Sql = Field(description="SQL with :name placeholders; no expressions.")
     params: Params
@@ -90,7 +111,7 @@ class DatabaseConfig(BaseModel):
         "Expressions are refused here: put them in params.",
     )
     params: Params
-    statements: list[Statement] | None = Field(
+    statements: Annotated[list[Statement] | None, BeforeValidator(_written_out)] = Field(
         None,
         min_length=1,
         max_length=MAX_STATEMENTS,

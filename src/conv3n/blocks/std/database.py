@@ -181,17 +181,21 @@ async def database(ctx: Context, config: DatabaseConfig) -> JSON:
     return {"results": results, "rows": last["rows"], "rowcount": last["rowcount"]}
 
 
-@functools.lru_cache(maxsize=1024)
-def _clause(query: str) -> "tuple[TextClause, tuple[str, ...]]":
-    """The query as a TextClause and its placeholder names (parsed once per distinct text)."""
+def _parse(query: str) -> "tuple[TextClause, tuple[str, ...]]":
+    """The query as a TextClause and its placeholder names."""
     from sqlalchemy import text
 
     clause = text(query)
     return clause, tuple(clause.compile().params)
 
 
+# Workflows repeat the same SQL: parse each distinct (reasonably short) text once.
+_parse_cached = functools.lru_cache(maxsize=1024)(_parse)
+CACHED_SQL_CHARS = 16_384
+
+
 def _bind(where: str, query: str, params: dict[str, JSON]) -> "tuple[TextClause, dict[str, Any]]":
-    clause, names = _clause(query)
+    clause, names = (_parse_cached if len(query) <= CACHED_SQL_CHARS else _parse)(query)
     missing = [name for name in names if name not in params]
     if missing:
         shown = ", ".join(f":{name}" for name in missing)

@@ -191,7 +191,11 @@ class Compiled:
 
 
 def compile_config(value: JSON, *, path: Path = (), skip: frozenset[str] = frozenset()) -> Compiled:
-    """Compile every template in `value`; keys in `skip` (top level) are left untouched.
+    """Compile every template in `value`; the fields in `skip` are left untouched.
+
+    A `skip` entry is a top-level key or a dotted path in which `*` matches every list item
+    (`statements.*.query`). A template on the way to a skipped path (`statements: "{{ x }}"`)
+    is left untouched too: rendering it could fill the skipped field in.
 
     Raises:
         ConfigParseErrors: every invalid template, each with its path.
@@ -228,7 +232,8 @@ def _compile(
 ) -> tuple[JSON, Renderer | None]:
     """(static value, None) when nothing renders, else (original value, renderer)."""
     if type(value) is str:
-        if "{{" not in value:
+        if skip or "{{" not in value:
+            # `skip` holds paths below this string: rendering it could fill them in.
             return value, None
         try:
             parsed = template.split_template(value)
@@ -248,7 +253,9 @@ def _compile(
             if key in skip:
                 base[key] = child
                 continue
-            static, render = _compile(child, (*path, key), frozenset(), expressions, errors, texts)
+            static, render = _compile(
+                child, (*path, key), _below(skip, key), expressions, errors, texts
+            )
             base[key] = static
             if render is not None:
                 dynamic.append((key, render))
@@ -265,10 +272,12 @@ def _compile(
     if type(value) is list:
         items: list[JSON] = []
         renderers: list[tuple[int, Renderer]] = []
+        inner = _below(skip, "*")
         for index, child in enumerate(value):
-            static, render = _compile(
-                child, (*path, index), frozenset(), expressions, errors, texts
-            )
+            if "*" in skip:
+                items.append(child)
+                continue
+            static, render = _compile(child, (*path, index), inner, expressions, errors, texts)
             items.append(static)
             if render is not None:
                 renderers.append((index, render))
@@ -283,6 +292,15 @@ def _compile(
 
         return value, render_list
     return value, None
+
+
+def _below(skip: frozenset[str], key: str) -> frozenset[str]:
+    """The `skip` paths inside `key` (`a.b` under `a` is `b`)."""
+    if not skip:
+        return skip
+    return frozenset(
+        rest for head, dot, rest in (entry.partition(".") for entry in skip) if dot and head == key
+    )
 
 
 def iter_strings(value: JSON, path: Path = ()) -> Iterator[tuple[Path, str]]:

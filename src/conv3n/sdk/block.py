@@ -39,7 +39,9 @@ class BlockSpec:
         ports: output ports, `main` for most blocks.
         description: the function's docstring.
         ports_from_config: for blocks whose ports depend on their config (std/switch).
-        raw_fields: config keys the engine does not render (sub-graphs the compiler compiles).
+        raw_fields: config fields the engine does not render: sub-graphs the compiler compiles,
+            and fields declared `raw` (a top-level key, or a dotted path where `*` stands for
+            every item of a list: `statements.*.query`).
         subgraphs: config keys that hold `{nodes, connections}` run by `ctx.run_subgraph`.
     """
 
@@ -72,11 +74,15 @@ def block(
     ports: tuple[str, ...] = ("main",),
     ports_from_config: PortsFromConfig | None = None,
     subgraphs: tuple[str, ...] = (),
+    raw: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Awaitable[Any]]], BlockSpec]:
     """Declare a block from an `async def run(ctx, config: Model)`.
 
     The config annotation is the single source of the block's JSON Schema and validation; the
     docstring is its description. A bad declaration fails at import time, naming the function.
+    `raw` names config fields the engine must not render: a `{{` there reaches the config model
+    as written, so its validator can refuse expressions (std/database's SQL text). A template
+    that would produce such a field (`statements: "{{ x }}"`) is not rendered either.
 
     Example:
         >>> class EchoConfig(BaseModel):
@@ -114,7 +120,7 @@ def block(
             ports=tuple(ports),
             description=inspect.cleandoc(function.__doc__ or ""),
             ports_from_config=ports_from_config,
-            raw_fields=frozenset(subgraphs),
+            raw_fields=frozenset((*subgraphs, *raw)),
             subgraphs=frozenset(subgraphs),
         )
 

@@ -151,6 +151,38 @@ def test_skipped_top_level_keys_are_left_raw():
     assert compiled.render(SCOPE) == {"raw": "{{ not valid (", "nested": {"raw": 1}}
 
 
+def test_skipped_dotted_paths_leave_that_field_of_every_list_item_raw():
+    config = {
+        "statements": [
+            {"query": "{{ 1 }}", "params": {"a": "{{ 2 }}"}},
+            {"query": "{{ not valid (", "params": {}},
+        ],
+        "query": "{{ 3 }}",
+    }
+    compiled = expr.compile_config(config, skip=frozenset({"statements.*.query"}))
+    assert compiled.render(SCOPE) == {
+        "statements": [
+            {"query": "{{ 1 }}", "params": {"a": 2}},
+            {"query": "{{ not valid (", "params": {}},
+        ],
+        "query": 3,
+    }
+    assert [path for path, _ in compiled.expressions] == [
+        ("statements", 0, "params", "a"),
+        ("query",),
+    ]
+
+
+def test_a_template_holding_a_skipped_path_is_left_raw():
+    skip = frozenset({"statements.*.query"})
+    whole = expr.compile_config({"statements": "{{ $input.tags }}"}, skip=skip)
+    item = expr.compile_config({"statements": ["{{ $input.user }}"]}, skip=skip)
+
+    assert whole.render(SCOPE) == {"statements": "{{ $input.tags }}"}
+    assert item.render(SCOPE) == {"statements": ["{{ $input.user }}"]}
+    assert whole.expressions == item.expressions == []
+
+
 def test_iter_strings_yields_every_string_with_its_path():
     value = {"a": "x", "b": [1, "y", {"c": "z"}]}
     assert list(expr.iter_strings(value)) == [(("a",), "x"), (("b", 1), "y"), (("b", 2, "c"), "z")]

@@ -65,9 +65,11 @@ def test_discover_finds_std_without_importing_it_until_used():
 
 def test_every_std_block_is_listed():
     types = BlockRegistry.discover().types()
-    for name in ("condition", "delay", "fail", "http_request", "loop", "merge", "noop",
-                 "respond", "set", "subworkflow", "switch", "transform"):  # fmt: skip
+    for name in ("condition", "database", "delay", "fail", "file", "http_request", "loop",
+                 "merge", "noop", "respond", "set", "subworkflow", "switch", "transform",
+                 "wait"):  # fmt: skip
         assert f"std/{name}" in types
+    assert "custom/code" in types
 
 
 def test_a_namespace_claimed_by_two_entry_points_fails_loudly():

@@ -3,7 +3,16 @@
 `BLOCKS` is the target of the `std` entry point in the `conv3n.blocks` group.
 """
 
-from conv3n.blocks.std import file, flow, http_request, respond, structure, timing, transform
+from conv3n.blocks.std import (
+    database,
+    file,
+    flow,
+    http_request,
+    respond,
+    structure,
+    timing,
+    transform,
+)
 
 BLOCKS = (
     flow.noop,
@@ -20,6 +29,7 @@ BLOCKS = (
     transform.transform,
     http_request.http_request,
     file.file,
+    database.database,
 )
 
 __all__ = ["BLOCKS"]

@@ -4,6 +4,7 @@ The block validates the config and hands it to the runner of its language: `pyth
 of pre-started CPython workers) or `javascript.run` (Bun, else Node for JavaScript).
 """
 
+import dataclasses
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +33,12 @@ class CodeConfig(BaseModel):
         10_000, gt=0, le=3_600_000, description="Wall-clock limit; the worker is killed past it."
     )
     memory_mb: int = Field(256, ge=16, le=65_536, description="Memory limit of the process.")
+    cpu_ms: int | None = Field(
+        None,
+        gt=0,
+        le=3_600_000,
+        description="CPU-time limit (Python: whole seconds, rounded up); default timeout_ms.",
+    )
     requirements: list[str] = Field(
         default_factory=list,
         max_length=200,
@@ -41,7 +48,7 @@ class CodeConfig(BaseModel):
 
 
 @block("code")
-async def code(ctx: Context, config: CodeConfig) -> JSON:
+async def _code(ctx: Context, config: CodeConfig) -> JSON:
     """Run your own code: `main(ctx)` gets the input, the earlier nodes' results and `$vars`
     and returns the node's data (any JSON value). `print()` output goes to the node's log."""
     if config.language == "python":
@@ -51,3 +58,7 @@ async def code(ctx: Context, config: CodeConfig) -> JSON:
     from conv3n.blocks.custom import javascript
 
     return await javascript.run(ctx, config)
+
+
+# `code` is source text, not a template: `{{` in it (f-strings, dict literals) stays as written
+code = dataclasses.replace(_code, raw_fields=_code.raw_fields | {"code"})

@@ -302,6 +302,18 @@ async def test_a_killed_worker_is_replaced(engine: Engine) -> None:
     assert workers.started == 2
 
 
+async def test_code_killing_its_worker_fails_retryably_and_the_worker_is_replaced(
+    engine: Engine,
+) -> None:
+    code = "import os, signal\ndef main(ctx):\n    os.kill(os.getppid(), signal.SIGKILL)"
+    record = await _run(engine, code)
+    _, message, _ = _error(record)
+    assert message.startswith("the Python worker failed: the worker process ended")
+    assert record.error is not None
+    assert (await _run(engine, "def main(ctx):\n    return 3")).data == 3
+    assert _pool(engine).started == 2
+
+
 async def test_server_environment_is_not_visible_to_user_code(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -314,6 +326,7 @@ async def test_server_environment_is_not_visible_to_user_code(
 # --- size, concurrency, isolation ------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_fifty_megabyte_result_round_trips(engine: Engine) -> None:
     record = await _run(engine, "def main(ctx):\n    return ['y' * 1_000_000] * 50")
     assert isinstance(record.data, list)
@@ -321,10 +334,11 @@ async def test_fifty_megabyte_result_round_trips(engine: Engine) -> None:
     assert all(len(item) == 1_000_000 for item in record.data)
 
 
+@pytest.mark.slow
 async def test_result_past_the_size_limit_fails_clearly(engine: Engine) -> None:
     record = await _run(engine, "def main(ctx):\n    return 'z' * 70_000_000", memory_mb=1024)
     _, message, details = _error(record)
-    assert message == "main returned 70.0 MB of JSON, more than the limit of 67 MB"
+    assert message == "main returned 66.8 MiB of JSON, more than the limit of 64 MiB"
     assert details["kind"] == "too_large"
 
 
@@ -426,6 +440,7 @@ async def test_requirements_are_installed_once_into_a_cached_environment(
     assert message.startswith("ModuleNotFoundError: No module named 'localpkg'")
 
 
+@pytest.mark.slow
 async def test_an_install_failure_gives_pips_message(engine: Engine, tmp_path: Path) -> None:
     missing = str(tmp_path / "nowhere-1.0-py3-none-any.whl")
     _, message, details = _error(await _run(engine, "def main(ctx): pass", requirements=[missing]))

@@ -170,8 +170,8 @@ def run(body: bytes, max_result: int) -> bytes:
     if len(encoded) > max_result:
         return _error(
             "too_large",
-            f"main returned {len(encoded) / 1e6:.1f} MB of JSON, more "
-            f"than the limit of {max_result / 1e6:.0f} MB",
+            f"main returned {len(encoded) / 2**20:.1f} MiB of JSON, more "
+            f"than the limit of {max_result / 2**20:.0f} MiB",
             size=len(encoded),
         )
     head = b'{"ok":true,"value":'

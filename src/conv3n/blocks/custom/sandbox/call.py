@@ -5,18 +5,12 @@ Standard library only (the worker imports it by path). `run(body)` returns the r
 "details"}}`. Kinds: syntax, no_main, exception, memory, not_json, too_large, bad_request.
 """
 
-import asyncio
-import inspect
 import json
-import linecache
 import math
-import re
-import traceback
 import types
 from typing import Any
 
 FILENAME = "<code>"
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _error(kind: str, message: str, **details: Any) -> bytes:
@@ -27,7 +21,7 @@ def _error(kind: str, message: str, **details: Any) -> bytes:
 def _path(parent: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{parent}[{key}]"
-    if _IDENTIFIER.match(key):
+    if key.isidentifier() and key.isascii():
         return f"{parent}.{key}"
     return f"{parent}[{json.dumps(key, ensure_ascii=False)}]"
 
@@ -77,6 +71,7 @@ def _user_traceback(exc: BaseException) -> types.TracebackType | None:
 
 
 def _frames(tb: types.TracebackType | None) -> list[dict[str, Any]]:
+    traceback = _traceback()
     return [
         {"file": frame.filename, "line": frame.lineno, "function": frame.name, "text": frame.line}
         for frame in traceback.extract_tb(tb)
@@ -84,6 +79,7 @@ def _frames(tb: types.TracebackType | None) -> list[dict[str, Any]]:
 
 
 def _exception_error(exc: BaseException) -> bytes:
+    traceback = _traceback()
     tb = _user_traceback(exc)
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     frames = _frames(tb)
@@ -95,6 +91,7 @@ def _exception_error(exc: BaseException) -> bytes:
 
 
 def _syntax_error(exc: SyntaxError) -> bytes:
+    traceback = _traceback()
     line = exc.lineno
     where = f" at line {line}" if line else ""
     if line and exc.offset:
@@ -110,15 +107,33 @@ def _syntax_error(exc: SyntaxError) -> bytes:
     )
 
 
+_SOURCE: list[Any] = []
+
+
+def _remember_source(code: str, lines: list[str]) -> None:
+    _SOURCE[:] = [code, lines]
+
+
+def _traceback() -> types.ModuleType:
+    """The traceback module (imported on the first error only), knowing the user's lines."""
+    import linecache
+    import traceback
+
+    if _SOURCE:
+        code, lines = _SOURCE
+        linecache.cache[FILENAME] = (len(code), None, lines, FILENAME)
+    return traceback
+
+
 class _Ctx(types.SimpleNamespace):
     """What `main(ctx)` gets: input, inputs, node, vars, execution_id, node_id."""
 
 
 def _invoke(main: Any, ctx: _Ctx) -> Any:
-    if inspect.iscoroutinefunction(main):
-        return asyncio.run(main(ctx))
     result = main(ctx)
-    if inspect.iscoroutine(result):
+    if isinstance(result, types.CoroutineType):  # `async def main`: asyncio only when needed
+        import asyncio
+
         return asyncio.run(result)
     return result
 
@@ -131,14 +146,13 @@ def run(body: bytes, max_result: int) -> bytes:
     except (ValueError, KeyError, TypeError) as exc:
         return _error("bad_request", f"the sandbox got a malformed request ({exc})")
     lines = code.splitlines(keepends=True)
-    linecache.cache[FILENAME] = (len(code), None, lines, FILENAME)
+    _remember_source(code, lines)
     try:
         compiled = compile(code, FILENAME, "exec", dont_inherit=True)
     except SyntaxError as exc:  # also IndentationError, TabError
         return _syntax_error(exc)
     except (ValueError, MemoryError, RecursionError) as exc:  # NUL bytes, absurd nesting
         return _error("syntax", f"the code cannot be compiled: {exc}")
-    reserve: bytearray | None = bytearray(1 << 20)  # freed to report a MemoryError
     namespace: dict[str, Any] = {"__name__": "__code__", "__file__": FILENAME}
     vars_before = json.dumps(given.get("vars"), sort_keys=True)
     ctx = _Ctx(**given)
@@ -150,14 +164,12 @@ def run(body: bytes, max_result: int) -> bytes:
             return _error("no_main", f"`main` {found}: the code must define `def main(ctx)`")
         value = _invoke(main, ctx)
     except MemoryError:
-        reserve = None
         namespace.clear()
         return _error("memory", "MemoryError")
     except SystemExit as exc:
         return _error("exception", f"the code called exit({exc.code!r})", type="SystemExit")
     except BaseException as exc:  # noqa: BLE001 - every user failure becomes a reply
         return _exception_error(exc)
-    del reserve
     encoded = encode(value, "result")
     if isinstance(encoded, tuple):
         path, kind = encoded

@@ -8,7 +8,7 @@ Standard library only: the sandbox worker imports this module by path, without c
 - processes: a seccomp filter refuses every new process (fork, vfork, clone without
   CLONE_THREAD, clone3) with EPERM; threads still work. RLIMIT_NPROC is no use here: the kernel
   does not apply it to root. Unknown architectures get no filter (see `seccomp_supported`).
-- no core files, and the call process dies with the worker (PR_SET_PDEATHSIG).
+- no core files. The worker itself dies with its parent (PR_SET_PDEATHSIG).
 """
 
 import ctypes
@@ -127,9 +127,10 @@ def data_size() -> int:
     return int(fields[5]) * _PAGE
 
 
-def apply(memory_mb: int, cpu_s: int) -> None:
-    """Limit this process to `memory_mb` MiB more than it uses now and `cpu_s` CPU seconds."""
-    limit = data_size() + memory_mb * 1024 * 1024
+def apply(memory_mb: int, cpu_s: int, baseline: int) -> None:
+    """Limit this process to `memory_mb` MiB more than `baseline` (its `data_size()`, taken
+    before the fork, where reading it costs no copy-on-write faults) and `cpu_s` CPU seconds."""
+    limit = baseline + memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

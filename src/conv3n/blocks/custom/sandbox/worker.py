@@ -11,11 +11,13 @@ by raw bytes whose length the header gives.
                        {"status": "exited" | "signaled" | "timeout", "code", "signal",
                         "output", "truncated", "size", "ms"} + size bytes (the call's reply)
 
-Each call runs in a fresh fork of this process (no state survives a call): the call process
-starts its own session, sends its output (stdout and stderr, capped) and its reply to memory
-files the worker created, limits itself (`limits.apply`, `limits.forbid_processes`) and runs
-`call.run`. The worker enforces the wall-clock timeout by killing the call's process group, and
-reads the output and reply files even when the call process crashed.
+Each call runs in a fresh fork of this process (no state survives a call). The call process
+stays in the worker's process group (the parent kills the group when it kills the worker, so
+the call dies with it; it cannot start processes of its own), sends its output (stdout and
+stderr, capped) and its reply to memory files the worker created, limits itself
+(`limits.apply`, `limits.forbid_processes`) and runs `call.run`. The worker enforces the
+wall-clock timeout by killing the call process, and reads the output and reply files even
+when the call process crashed.
 """
 
 import contextlib
@@ -107,8 +109,6 @@ def _child(header: dict[str, Any], body: bytes, output_fd: int, reply_fd: int) -
     """The call process: never returns."""
     code = 70
     try:
-        os.setsid()
-        limits.die_with_parent()
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(output_fd, 1)
@@ -117,7 +117,7 @@ def _child(header: dict[str, Any], body: bytes, output_fd: int, reply_fd: int) -
         os.close(output_fd)
         writer = _CappedWriter(1, header["max_output"])
         sys.stdout = sys.stderr = writer
-        limits.apply(header["memory_mb"], header["cpu_s"])
+        limits.apply(header["memory_mb"], header["cpu_s"], header["baseline"])
         limits.forbid_processes()
         reply = call.run(body, header["max_result"])
         _write_all(reply_fd, reply)
@@ -134,9 +134,8 @@ def _child(header: dict[str, Any], body: bytes, output_fd: int, reply_fd: int) -
 
 
 def _kill(pid: int) -> None:
-    for target in (-pid, pid):  # the call's process group, then itself (before its setsid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(target, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _reap_orphans() -> None:
@@ -153,6 +152,7 @@ def _reap_orphans() -> None:
 def _handle(header: dict[str, Any], body: bytes) -> None:
     output_fd = os.memfd_create("conv3n-output")
     reply_fd = os.memfd_create("conv3n-reply")
+    header["baseline"] = limits.data_size()
     started = time.monotonic()
     try:
         pid = os.fork()

@@ -243,6 +243,12 @@ async def test_memory_hog_hits_memory_mb(engine: Engine) -> None:
     ).data == 32 << 20
 
 
+async def test_encoding_a_result_too_big_for_memory_mb_is_a_memory_error(engine: Engine) -> None:
+    record = await _run(engine, "def main(ctx):\n    return ['q' * 10_000_000] * 6", memory_mb=40)
+    _, message, _ = _error(record)
+    assert message == "the code exceeded memory_mb=40 (MemoryError)"
+
+
 @pytest.mark.slow
 async def test_cpu_hog_hits_the_cpu_limit(engine: Engine) -> None:
     code = "def main(ctx):\n    while True:\n        pass"

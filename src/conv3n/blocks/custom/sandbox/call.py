@@ -141,6 +141,13 @@ def _invoke(main: Any, ctx: _Ctx) -> Any:
 def run(body: bytes, max_result: int) -> bytes:
     """Run the request `body` (`{"code", "ctx"}`) and return the reply."""
     try:
+        return _run(body, max_result)
+    except MemoryError:  # reading the input or encoding the result
+        return _error("memory", "MemoryError")
+
+
+def _run(body: bytes, max_result: int) -> bytes:
+    try:
         request = json.loads(body)
         code, given = request["code"], request["ctx"]
     except (ValueError, KeyError, TypeError) as exc:

@@ -100,6 +100,12 @@ def rows(engine: Engine, workers: pool.WorkerPool) -> list[Row]:
         reply = await workers.run(request, limits)
         assert reply.body == {"ok": True, "value": 1}, reply
 
+    async_request = b'{"code": "async def main(ctx):\\n    return 1\\n", "ctx": {}}'
+
+    async def pooled_async() -> None:
+        reply = await workers.run(async_request, limits)
+        assert reply.body == {"ok": True, "value": 1}, reply
+
     async def block() -> None:
         record = await run_block("custom/code", {"code": TRIVIAL}, engine=engine)
         assert record.data == 1, record
@@ -115,6 +121,7 @@ def rows(engine: Engine, workers: pool.WorkerPool) -> list[Row]:
 
     return [
         Row("python: warm pool (`WorkerPool.run`)", pooled, target=True),
+        Row("python: warm pool, `async def main`", pooled_async),
         Row("python: custom/code block via the engine", block),
         Row("python: fresh `python -c` per call", spawn),
     ]

@@ -120,6 +120,24 @@ async def test_print_output_is_kept_in_the_error_details(engine: Engine) -> None
     assert details["output"] == "before\n"
 
 
+async def test_output_written_to_the_file_descriptors_is_captured_too(engine: Engine) -> None:
+    code = """
+        import os
+
+        def main(ctx):
+            os.write(1, "é1\\n".encode())
+            os.write(2, b"2\\n")
+            raise ValueError
+    """
+    _, _, details = _error(await _run(engine, code))
+    assert details["output"] == "é1\n2\n"
+
+
+async def test_replacing_ctx_vars_with_a_non_dict_is_refused(engine: Engine) -> None:
+    _, message, _ = _error(await _run(engine, "def main(ctx):\n    ctx.vars = [1]"))
+    assert message == "ctx.vars must stay a dict, the code left a list"
+
+
 async def test_output_past_one_megabyte_is_cut_with_a_marker(engine: Engine) -> None:
     code = (
         "def main(ctx):\n    for _ in range(3000):\n        print('x' * 1000)\n    raise ValueError"

@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from conv3n.errors import ExpressionError
 from conv3n.model import JSON
-from conv3n.sdk import Context, block
+from conv3n.sdk import BlockError, Context, block
 
 MAX_CODE_CHARS = 1_000_000
 
@@ -36,6 +37,12 @@ class CodeConfig(BaseModel):
         10_000, gt=0, le=3_600_000, description="Wall-clock limit; the worker is killed past it."
     )
     memory_mb: int = Field(256, ge=16, le=65_536, description="Memory limit of the process.")
+    cpu_ms: int | None = Field(
+        None,
+        gt=0,
+        le=3_600_000,
+        description="CPU-time limit (Python: whole seconds, rounded up); default timeout_ms.",
+    )
     requirements: list[str] = Field(
         default_factory=list,
         max_length=200,
@@ -44,7 +51,8 @@ class CodeConfig(BaseModel):
     )
 
 
-@block("code")
+# `code` is source text, not a template: `{{` in it (f-strings, dict literals) stays as written
+@block("code", raw=("code",))
 async def code(ctx: Context, config: CodeConfig) -> JSON:
     """Run your own code: `main(ctx)` gets the input, the earlier nodes' results and `$vars`
     and returns the node's data (any JSON value). `print()` output goes to the node's log."""
@@ -55,3 +63,27 @@ async def code(ctx: Context, config: CodeConfig) -> JSON:
     from conv3n.blocks.custom import javascript
 
     return await javascript.run(ctx, config)
+
+
+
+def code_context(ctx: Context) -> dict[str, JSON]:
+    """What `main(ctx)` sees, as JSON for the worker: SPEC §4's `input` (what `$input` holds),
+    `node` and `vars`, plus `inputs` (each activated predecessor's data) and the ids.
+
+    Raises:
+        BlockError: the values cannot be sent to the code (not JSON).
+    """
+    try:
+        execution_input = ctx.evaluate("$input")
+        nodes = ctx.evaluate("$node")
+    except ExpressionError as exc:
+        raise BlockError(f"the node's input cannot be sent to the code: {exc.message}") from None
+    return {
+        "input": execution_input,
+        "inputs": dict(ctx.inputs),
+        "node": nodes,
+        "vars": dict(ctx.vars),
+        "execution_id": ctx.execution_id,
+        "node_id": ctx.node_id,
+        "attempt": ctx.attempt,
+    }

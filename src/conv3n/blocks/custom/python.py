@@ -1,14 +1,81 @@
-"""custom/code in Python: a pool of pre-started worker processes (to be built)."""
+"""custom/code in Python: `main(ctx)` runs in a fresh fork of a warm, limited worker.
 
+The pieces live in `sandbox/`: `pool` (the warm workers, one pool per interpreter, shared by
+the process through `ctx.shared`), `worker` (the worker and call processes), `call` (running the
+user's code inside the call process), `limits` (rlimits and the no-new-processes filter),
+`envs` (cached virtual environments for `requirements`) and `outcome` (reply -> data or error).
+"""
+
+import math
 from typing import TYPE_CHECKING
 
+import orjson
+
+from conv3n.blocks.custom import code
+from conv3n.blocks.custom.sandbox import envs, outcome, pool
 from conv3n.model import JSON
 from conv3n.sdk import BlockError, Context
 
 if TYPE_CHECKING:
     from conv3n.blocks.custom.code import CodeConfig
 
+POOL_SIZE = 2
+"""Warm workers per interpreter (the default environment and each requirements environment)."""
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+"""The largest JSON value `main` may return."""
+MAX_OUTPUT_BYTES = 1024 * 1024
+"""How much of what the code prints is kept."""
+SHARED_KEY = "custom/code:python"
+
+
+def _pool(ctx: Context, python: str | None, key: str) -> pool.WorkerPool:
+    return ctx.shared(key, lambda: pool.WorkerPool(python, size=POOL_SIZE))
+
+
+def _request(ctx: Context, config: "CodeConfig") -> bytes:
+    view = code.code_context(ctx)
+    try:
+        return orjson.dumps({"code": config.code, "ctx": view})
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise BlockError(f"the node's input cannot be sent to the code: {exc}") from None
+
+
+def _apply_vars(ctx: Context, new: dict[str, JSON]) -> None:
+    current = ctx.vars
+    for key in [key for key in current if key not in new]:
+        del current[key]
+    for key, value in new.items():
+        if key not in current or current[key] != value:
+            current[key] = value
+
 
 async def run(ctx: Context, config: "CodeConfig") -> JSON:
-    """Run `config.code`'s `main(ctx)` in a pooled worker and return its value."""
-    raise BlockError("custom/code in Python is not available yet")
+    """Run `config.code`'s `main(ctx)` in a pooled worker and return its value.
+
+    `ctx.vars` changes made by the code are written back to `$vars`; what the code prints is
+    logged on success and kept in the error's details on failure.
+    """
+    if config.requirements:
+        python = await envs.ensure(ctx.cache_dir, config.requirements)
+        key = f"{SHARED_KEY}:{envs.env_key(config.requirements)}"
+        workers = _pool(ctx, str(python), key)
+    else:
+        workers = _pool(ctx, None, SHARED_KEY)
+    cpu_ms = config.cpu_ms if config.cpu_ms is not None else config.timeout_ms
+    limits = pool.Limits(
+        timeout_ms=config.timeout_ms,
+        cpu_s=max(1, math.ceil(cpu_ms / 1000)),
+        memory_mb=config.memory_mb,
+        max_result=MAX_RESULT_BYTES,
+        max_output=MAX_OUTPUT_BYTES,
+    )
+    try:
+        reply = await workers.run(_request(ctx, config), limits)
+    except pool.WorkerDied as exc:
+        raise BlockError(f"the Python worker failed: {exc.reason}", retryable=True) from None
+    value, new_vars = outcome.result(reply, limits)
+    if reply.output:
+        ctx.log.info("custom/code output:\n%s", reply.output)
+    if new_vars is not None:
+        _apply_vars(ctx, new_vars)
+    return value

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from conv3n.blocks.custom import code
 from conv3n.blocks.custom.js import failures, npm, runtime
 from conv3n.blocks.custom.js.pool import JsRunners
 from conv3n.blocks.custom.js.worker import WorkerFailure
@@ -28,15 +29,7 @@ def _request(ctx: Context, path: str) -> bytes:
     payload: dict[str, Any] = {
         "id": next(_ids),
         "path": path,
-        "ctx": {
-            "input": ctx.input,
-            "inputs": dict(ctx.inputs),
-            "node": ctx.evaluate("$node"),
-            "vars": dict(ctx.vars),
-            "execution_id": ctx.execution_id,
-            "node_id": ctx.node_id,
-            "attempt": ctx.attempt,
-        },
+        "ctx": code.code_context(ctx),
     }
     try:
         return orjson.dumps(payload) + b"\n"

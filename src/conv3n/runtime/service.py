@@ -18,7 +18,7 @@ from typing import Any
 from conv3n.compiler import Plan, compile_document, compile_workflow
 from conv3n.engine import Clock, Engine, EngineOptions, Journal, Journals, new_execution_id
 from conv3n.engine.redact import Redactor
-from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid, WorkflowNotFound
+from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid
 from conv3n.model import (
     JSON,
     ExecutionRecord,
@@ -33,6 +33,8 @@ from conv3n.observability import Metrics
 from conv3n.runtime import files, leases, reruns
 from conv3n.runtime import webhooks as webhook_index
 from conv3n.runtime.settings import Settings
+from conv3n.runtime.sources import StoredWorkflows
+from conv3n.runtime.triggers import TriggerManager
 from conv3n.sdk import BlockRegistry
 from conv3n.storage import (
     Database,
@@ -45,22 +47,7 @@ from conv3n.storage import (
     tables,
     workflows,
 )
-
-
-class StoredWorkflows:
-    """`WorkflowSource` for std/subworkflow: a stored workflow id, else a file path."""
-
-    def __init__(self, runtime: "Runtime"):
-        self._runtime = runtime
-        self._files = files.FileWorkflows(runtime.registry)
-
-    async def load(self, ref: str, *, relative_to: str | None) -> Plan:
-        """The stored workflow `ref` at its latest version, or the file `ref`."""
-        try:
-            stored = await workflows.get(self._runtime.db, ref)
-        except WorkflowNotFound:
-            return await self._files.load(ref, relative_to=relative_to)
-        return compile_workflow(stored.workflow, self._runtime.registry)
+from conv3n.triggers import definitions
 
 
 class Runtime:
@@ -107,6 +94,7 @@ class Runtime:
         self._mine: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self.webhooks = webhook_index.WebhookIndex()
+        self.triggers = TriggerManager(self)
         self._documents: dict[int, tuple[Plan, dict[str, Any]]] = {}
         self._plans: dict[tuple[str, int, datetime], Plan] = {}
         self._renewer: asyncio.Task[None] | None = None
@@ -136,7 +124,8 @@ class Runtime:
         self._renewer = asyncio.create_task(self._renew_leases(), name="conv3n-lease-renewer")
 
     async def close(self) -> None:
-        """Wait for background executions and children, flush the journal, close the pool."""
+        """Stop the triggers, wait for background executions, flush the journal, close the pool."""
+        await self.triggers.close()
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.engine.aclose()
@@ -209,7 +198,7 @@ class Runtime:
         wid = workflow_id or workflow.id
         if not wid:
             raise WorkflowInvalid([Problem(("id",), "a stored workflow needs an id")])
-        self.compile(workflow)
+        definitions.checked(lambda: self.compile(workflow), workflow.triggers)
         return await workflows.upsert(self.db, wid, workflow)
 
     async def import_folder(self, folder: Path) -> list[StoredWorkflow]:
@@ -247,11 +236,13 @@ class Runtime:
         prior: Mapping[str, NodeRecord] | None = None,
         parent_id: str | None = None,
         execution_id: str | None = None,
+        stored: "asyncio.Future[str] | None" = None,
     ) -> ExecutionRecord:
         """Store a new execution of `plan` and run it to the end.
 
         With an `idempotency_key` seen before, the earlier execution's record is returned
-        (waiting for it if it is still running here) and nothing new starts.
+        (waiting for it if it is still running here) and nothing new starts. `stored` gets the
+        id of the stored execution (this one or the earlier) once its row is written.
         """
         execution_id = execution_id or new_execution_id()
         row = {
@@ -282,6 +273,8 @@ class Runtime:
             self.journal.execution_created(row)
         else:
             stored_id, created = await executions.create_row(self.db, row)
+            if stored is not None:
+                stored.set_result(stored_id)
             if not created:
                 await self.journal.flush()
                 return await executions.get_record(self.db, stored_id)
@@ -350,6 +343,7 @@ class Runtime:
             if existing is not None:
                 return existing
         execution_id = new_execution_id()
+        stored = asyncio.get_running_loop().create_future() if idempotency_key else None
         task = asyncio.create_task(
             self.execute(
                 plan,
@@ -358,11 +352,15 @@ class Runtime:
                 workflow_version=version,
                 idempotency_key=idempotency_key,
                 execution_id=execution_id,
+                stored=stored,
             ),
             name=f"execution:{execution_id}",
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        if stored is not None:  # its row is written at once: wait for it (or its failure)
+            await asyncio.wait({stored, task}, return_when=asyncio.FIRST_COMPLETED)
+            return stored.result() if stored.done() else task.result().execution_id
         await asyncio.sleep(0)  # let it queue its row before the caller answers
         await self.journal.flush()
         return execution_id
@@ -462,13 +460,8 @@ class Runtime:
     # --- triggers -------------------------------------------------------------------------------
 
     async def refresh_triggers(self) -> None:
-        """Rebuild the index of webhook triggers of active workflows."""
-        active: list[tuple[str, Workflow]] = []
-        after: str | None = None
-        while page := await workflows.list_page(self.db, after=after, limit=500, active=True):
-            active.extend((item.id, item.workflow) for item in page)
-            after = page[-1].id
-        self.webhooks.rebuild(active)
+        """Rebuild the webhook index; (re)start or stop the triggers of changed workflows."""
+        await self.triggers.refresh()
 
     def webhook_for(self, path: str, method: str) -> tuple[str, dict[str, Any]] | None:
         """(workflow id, trigger) of the active webhook trigger for this path and method."""

@@ -381,29 +381,25 @@ class TriggerManager:
         slot: _Slot | None,
         stored: dict[tuple[str, str], Any],
     ) -> TriggerInfo:
-        base = TriggerInfo(workflow_id, index, key, kind, "running" if kind == "webhook" else "")
         if kind == "webhook":
-            return base
+            return TriggerInfo(workflow_id, index, key, kind, "running")
         row = stored.get((workflow_id, key))
-        if row is not None and row.cursor != {"definition": fingerprint_of(slot, row)}:
-            row = None
-        state = slot.state if slot is not None else None
-        status = state.status if state is not None else "stopped"
+        owner = None
+        if row is not None and row.lease_until is not None and row.lease_until >= self.clock.now():
+            owner = row.lease_owner
+        state = slot.state if slot is not None else TriggerState(status="stopped")
         mine = slot is not None and (slot.holding or not slot.exclusive)
-        if mine or row is None:
-            state = state or TriggerState(status="stopped")
+        if not mine and row is not None and row.cursor == {"definition": fingerprint_of(slot, row)}:
+            # another process runs it (or none does now): show what its runs stored
             return TriggerInfo(
-                workflow_id, index, key, kind, status, state.fire_count, state.last_fire_at,
-                state.next_fire_at, state.last_error, state.last_error_at,
-                self.runtime.instance if mine and slot is not None and slot.exclusive else None,
+                workflow_id, index, key, kind, state.status, row.fire_count, row.last_fire_at,
+                row.next_fire_at, row.last_error or state.last_error, state.last_error_at, owner,
             )  # fmt: skip
-        owner = row.lease_owner
-        if owner is not None and row.lease_until is not None and row.lease_until < self.clock.now():
-            owner = None
+        if mine and slot is not None:
+            owner = self.runtime.instance if slot.exclusive else None
         return TriggerInfo(
-            workflow_id, index, key, kind, status, row.fire_count, row.last_fire_at,
-            row.next_fire_at, row.last_error or (state.last_error if state else None),
-            state.last_error_at if state else None, owner,
+            workflow_id, index, key, kind, state.status, state.fire_count, state.last_fire_at,
+            state.next_fire_at, state.last_error, state.last_error_at, owner,
         )  # fmt: skip
 
 

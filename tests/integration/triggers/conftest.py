@@ -9,10 +9,12 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from conv3n.api import create_app
 from conv3n.runtime import Settings
 from conv3n.runtime.service import Runtime
+from conv3n.storage import tables
 
 T = TypeVar("T")
 
@@ -48,10 +50,16 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
 
 
 async def inputs(runtime: Runtime, workflow_id: str) -> list[Any]:
-    """The `$input` of every stored execution of a workflow, oldest first."""
-    summaries = await runtime.list_executions(workflow_id=workflow_id, limit=1000)
-    records = [await runtime.record(s.execution_id, full=False) for s in reversed(summaries)]
-    return [r.input for r in records]
+    """The `$input` of every stored execution of a workflow, in the order they were stored."""
+    await runtime.journal.flush()
+    table = tables.executions
+    query = (
+        select(table.c.input)
+        .where(table.c.workflow_id == workflow_id)
+        .order_by(table.c.created_at, table.c.id)
+    )
+    async with runtime.db.read() as conn:
+        return list((await conn.execute(query)).scalars())
 
 
 def workflow(workflow_id: str, *triggers: dict[str, Any]) -> dict[str, Any]:

@@ -60,7 +60,7 @@ async def test_activation_starts_an_interval_trigger_and_deactivation_stops_it(
     )
     assert item["fire_count"] >= 3
     assert item["owner"] == runtime.instance
-    assert parse_time(item["next_fire_at"]) > parse_time(item["last_fire_at"])
+    assert parse_time(item["next_fire_at"]) >= parse_time(item["last_fire_at"])
     assert item["last_error"] is None
 
     assert (await client.post("/api/workflows/tick/deactivate")).status_code == 200
@@ -195,6 +195,7 @@ async def _scheduled(manager: TriggerManager) -> list[Any] | None:
     return items if ready else None
 
 
+@pytest.mark.slow
 async def test_two_runtimes_on_one_database_fire_each_due_time_once_and_hand_over(
     tmp_path: Path,
 ):

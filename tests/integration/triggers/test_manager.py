@@ -4,6 +4,7 @@ and two runtimes sharing a database run each trigger once and hand it over."""
 
 import asyncio
 import itertools
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -226,3 +227,25 @@ async def test_two_runtimes_on_one_database_fire_each_due_time_once_and_hand_ove
         times = due_times(await inputs(second, "shared"))
     assert len(set(times)) == len(times), "a due time started twice"
     assert consecutive(sorted(times), 100), "a due time was missed in the handover"
+
+
+async def test_fires_and_failures_are_counted_in_the_metrics(tmp_path: Path):
+    from conv3n.observability import Metrics
+
+    metrics = Metrics()
+    async with Runtime(settings_for(tmp_path / "m"), metrics=metrics) as runtime:
+        broken = {"type": "file", "path": "missing"}
+        await runtime.save_workflow(Workflow.model_validate(workflow("counted", TICK, broken)))
+        await workflows.set_active(runtime.db, "counted", True)
+        await runtime.triggers.start()
+        await eventually(lambda: _at_least(runtime, "counted", 2))
+        await eventually(lambda: _status_at(runtime.triggers, 1, "failed"))
+        await runtime.triggers.close()
+    text = metrics.render()[0].decode()
+    assert 'conv3n_trigger_fires_total{type="interval"}' in text
+    assert re.search(r'conv3n_trigger_errors_total\{type="file"\} [1-9]', text)
+
+
+async def _status_at(manager: TriggerManager, index: int, status: str) -> Any:
+    items = await manager.describe()
+    return items[index] if len(items) > index and items[index].status == status else None

@@ -3,6 +3,7 @@ a known-dead owner, state written only by the holder, forgotten on deactivation.
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from conv3n.compiler import load_workflow
 from conv3n.storage import Database, workflows
@@ -42,7 +43,7 @@ async def test_a_dead_owners_lease_is_void_before_it_expires(db):
 async def test_only_the_holder_writes_the_state(db):
     await active_workflow(db)
     await stored.acquire(db, "tick", "0", owner="a", until=LATER, now=NOW)
-    state = {
+    state: dict[str, Any] = {
         "next_fire_at": LATER,
         "last_fire_at": NOW,
         "fire_count": 3,

@@ -18,10 +18,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from conv3n.errors import Unavailable
 from conv3n.model import JSON, Workflow
+from conv3n.model.stored import StoredTriggerState
 from conv3n.runtime import leases
 from conv3n.storage import triggers as stored_triggers
 from conv3n.storage import workflows
@@ -369,7 +370,10 @@ class TriggerManager:
                     continue
                 key = trigger_key(definition, index)
                 slot = self._slots.get((workflow_id, key))
-                found.append(self._info(workflow_id, index, key, kind, slot, stored))
+                row = stored.get((workflow_id, key))
+                if row is not None and row.cursor != {"definition": fingerprint(definition)}:
+                    row = None  # the state of an earlier definition
+                found.append(self._info(workflow_id, index, key, kind, slot, row))
         return found
 
     def _info(
@@ -379,17 +383,16 @@ class TriggerManager:
         key: str,
         kind: str,
         slot: _Slot | None,
-        stored: dict[tuple[str, str], Any],
+        row: StoredTriggerState | None,
     ) -> TriggerInfo:
         if kind == "webhook":
             return TriggerInfo(workflow_id, index, key, kind, "running")
-        row = stored.get((workflow_id, key))
         owner = None
         if row is not None and row.lease_until is not None and row.lease_until >= self.clock.now():
             owner = row.lease_owner
         state = slot.state if slot is not None else TriggerState(status="stopped")
         mine = slot is not None and (slot.holding or not slot.exclusive)
-        if not mine and row is not None and row.cursor == {"definition": fingerprint_of(slot, row)}:
+        if not mine and row is not None:
             # another process runs it (or none does now): show what its runs stored
             return TriggerInfo(
                 workflow_id, index, key, kind, state.status, row.fire_count, row.last_fire_at,
@@ -401,11 +404,3 @@ class TriggerManager:
             workflow_id, index, key, kind, state.status, state.fire_count, state.last_fire_at,
             state.next_fire_at, state.last_error, state.last_error_at, owner,
         )  # fmt: skip
-
-
-def fingerprint_of(slot: _Slot | None, row: Any) -> str | None:
-    """The fingerprint stored state must carry to describe `slot` (any, without a slot)."""
-    if slot is not None:
-        return slot.fingerprint
-    cursor = row.cursor
-    return cursor.get("definition") if isinstance(cursor, dict) else None

@@ -18,7 +18,7 @@ from typing import Any
 from conv3n.compiler import Plan, compile_document, compile_workflow
 from conv3n.engine import Clock, Engine, EngineOptions, Journal, Journals, new_execution_id
 from conv3n.engine.redact import Redactor
-from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid
+from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid, WorkflowNotFound
 from conv3n.model import (
     JSON,
     ExecutionRecord,
@@ -33,7 +33,6 @@ from conv3n.observability import Metrics
 from conv3n.runtime import files, leases, reruns
 from conv3n.runtime import webhooks as webhook_index
 from conv3n.runtime.settings import Settings
-from conv3n.runtime.sources import StoredWorkflows
 from conv3n.runtime.triggers import TriggerManager
 from conv3n.sdk import BlockRegistry
 from conv3n.storage import (
@@ -48,6 +47,22 @@ from conv3n.storage import (
     workflows,
 )
 from conv3n.triggers import definitions
+
+
+class StoredWorkflows:
+    """`WorkflowSource` for std/subworkflow: a stored workflow id, else a file path."""
+
+    def __init__(self, runtime: "Runtime"):
+        self._runtime = runtime
+        self._files = files.FileWorkflows(runtime.registry)
+
+    async def load(self, ref: str, *, relative_to: str | None) -> Plan:
+        """The stored workflow `ref` at its latest version, or the file `ref`."""
+        try:
+            stored = await workflows.get(self._runtime.db, ref)
+        except WorkflowNotFound:
+            return await self._files.load(ref, relative_to=relative_to)
+        return compile_workflow(stored.workflow, self._runtime.registry)
 
 
 class Runtime:
@@ -236,13 +251,11 @@ class Runtime:
         prior: Mapping[str, NodeRecord] | None = None,
         parent_id: str | None = None,
         execution_id: str | None = None,
-        stored: "asyncio.Future[str] | None" = None,
     ) -> ExecutionRecord:
         """Store a new execution of `plan` and run it to the end.
 
         With an `idempotency_key` seen before, the earlier execution's record is returned
-        (waiting for it if it is still running here) and nothing new starts. `stored` gets the
-        id of the stored execution (this one or the earlier) once its row is written.
+        (waiting for it if it is still running here) and nothing new starts.
         """
         execution_id = execution_id or new_execution_id()
         row = {
@@ -273,8 +286,6 @@ class Runtime:
             self.journal.execution_created(row)
         else:
             stored_id, created = await executions.create_row(self.db, row)
-            if stored is not None:
-                stored.set_result(stored_id)
             if not created:
                 await self.journal.flush()
                 return await executions.get_record(self.db, stored_id)
@@ -343,7 +354,6 @@ class Runtime:
             if existing is not None:
                 return existing
         execution_id = new_execution_id()
-        stored = asyncio.get_running_loop().create_future() if idempotency_key else None
         task = asyncio.create_task(
             self.execute(
                 plan,
@@ -352,15 +362,11 @@ class Runtime:
                 workflow_version=version,
                 idempotency_key=idempotency_key,
                 execution_id=execution_id,
-                stored=stored,
             ),
             name=f"execution:{execution_id}",
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        if stored is not None:  # its row is written at once: wait for it (or its failure)
-            await asyncio.wait({stored, task}, return_when=asyncio.FIRST_COMPLETED)
-            return stored.result() if stored.done() else task.result().execution_id
         await asyncio.sleep(0)  # let it queue its row before the caller answers
         await self.journal.flush()
         return execution_id

@@ -24,8 +24,8 @@ from conv3n.errors import Unavailable
 from conv3n.model import JSON, Workflow
 from conv3n.model.stored import StoredTriggerState
 from conv3n.runtime import leases
+from conv3n.storage import executions, workflows
 from conv3n.storage import triggers as stored_triggers
-from conv3n.storage import workflows
 from conv3n.triggers import Clock, Fire, Trigger, TriggerState, factory
 from conv3n.triggers.schedule import error_text
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("conv3n.triggers")
 _BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+_STORED_POLL_S = (0.0, 0.002, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +343,8 @@ class TriggerManager:
                 execution_id = await runtime.start_workflow(
                     slot.workflow_id, payload, mode=slot.kind, idempotency_key=key
                 )
+                if key is not None:
+                    execution_id = await self._stored(key)
             except Exception:
                 self._count("trigger_errors", slot.kind)
                 raise
@@ -349,6 +352,23 @@ class TriggerManager:
             return execution_id
 
         return fire
+
+    async def _stored(self, key: str) -> str:
+        """The id of the execution stored under `key`, once its row is written.
+
+        `start_workflow` with a key returns before the background task has inserted the row
+        (and may return an id that loses a race to another process's insert); a trigger
+        records a due time as done, or acknowledges a message, only once the row exists.
+
+        Raises:
+            Unavailable: no row appeared (the insert failed: the database went away).
+        """
+        for delay in _STORED_POLL_S:
+            found = await executions.find_by_idempotency_key(self.runtime.db, key)
+            if found is not None:
+                return found
+            await asyncio.sleep(delay)
+        raise Unavailable(f"the execution for {key} was not stored")
 
     def _count(self, metric: str, kind: str) -> None:
         metrics = self.runtime.metrics
@@ -371,9 +391,8 @@ class TriggerManager:
                 key = trigger_key(definition, index)
                 slot = self._slots.get((workflow_id, key))
                 row = stored.get((workflow_id, key))
-                if row is not None and row.cursor != {"definition": fingerprint(definition)}:
-                    row = None  # the state of an earlier definition
-                found.append(self._info(workflow_id, index, key, kind, slot, row))
+                current = row is not None and row.cursor == {"definition": fingerprint(definition)}
+                found.append(self._info(workflow_id, index, key, kind, slot, row, current))
         return found
 
     def _info(
@@ -384,7 +403,9 @@ class TriggerManager:
         kind: str,
         slot: _Slot | None,
         row: StoredTriggerState | None,
+        current: bool,
     ) -> TriggerInfo:
+        """`current`: the stored state belongs to the trigger's current definition."""
         if kind == "webhook":
             return TriggerInfo(workflow_id, index, key, kind, "running")
         owner = None
@@ -392,7 +413,7 @@ class TriggerManager:
             owner = row.lease_owner
         state = slot.state if slot is not None else TriggerState(status="stopped")
         mine = slot is not None and (slot.holding or not slot.exclusive)
-        if not mine and row is not None:
+        if not mine and row is not None and current:
             # another process runs it (or none does now): show what its runs stored
             return TriggerInfo(
                 workflow_id, index, key, kind, state.status, row.fire_count, row.last_fire_at,

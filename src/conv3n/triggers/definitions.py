@@ -199,9 +199,30 @@ def parse(definition: JSON, index: int) -> TriggerBase:
         message = f"must be one of {', '.join(MODELS)}{shown}"
         raise WorkflowInvalid([Problem((*where, "type"), message)])
     try:
-        return model.model_validate(definition)
+        parsed = model.model_validate(definition)
     except ValidationError as exc:
         raise WorkflowInvalid(pydantic_problems(exc, where)) from None
+    if isinstance(parsed, QueueTrigger):
+        found = _queue_problems(definition, where)
+        if found:
+            raise WorkflowInvalid(found)
+    return parsed
+
+
+def queue_fields(definition: dict[str, JSON]) -> dict[str, JSON]:
+    """A queue definition without the fields every trigger has (`key`, `description`): what
+    `conv3n.triggers.queue` checks and builds from."""
+    return {k: v for k, v in definition.items() if k not in TriggerBase.model_fields}
+
+
+def _queue_problems(definition: dict[str, JSON], where: tuple[str | int, ...]) -> list[Problem]:
+    """The broker-specific problems `conv3n.triggers.queue` finds (none when it is absent)."""
+    try:
+        from conv3n.triggers import queue  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return []
+    found: list[Problem] = queue.validate(queue_fields(definition), where)
+    return found
 
 
 def problems(triggers: JSON) -> list[Problem]:

@@ -66,7 +66,8 @@ def build(
             raise InvalidInput(
                 f"triggers[{index}]: queue triggers are unavailable in this installation"
             ) from None
-        built: Trigger = queue.build(definition, secret=secret)
+        own = definitions.queue_fields(definition)
+        built: Trigger = queue.build(own, secret=secret, at=("triggers", index))
         return built
     kind = definition.get("type") if isinstance(definition, dict) else None
     raise InvalidInput(f"triggers[{index}]: {kind} triggers are not run as tasks")

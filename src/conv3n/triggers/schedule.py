@@ -134,10 +134,10 @@ class ScheduledTrigger:
                 catch_up=policy,
                 max_catch_up=self.max_catch_up,
             )
+            state.next_fire_at = plan.next_at
             for moment in plan.times:
                 await self._fire(fire, moment)
             since, policy = now, "all"
-            state.next_fire_at = plan.next_at
             await self._checkpoint(state)
             await self._clock.sleep(max(0.0, (plan.next_at - self._clock.now()).total_seconds()))
             now = max(self._clock.now(), plan.next_at)

@@ -143,7 +143,7 @@ async def test_catch_up_after_a_downtime_fires_what_the_policy_says(
     manager = TriggerManager(runtime, clock=FrozenClock(NOW))
     await manager.start()
     try:
-        info = (await eventually(lambda: _scheduled(manager)))[0]
+        info = (await eventually(lambda: _scheduled(manager, len(expected))))[0]
     finally:
         await manager.close()
     assert due_times(await inputs(runtime, "late")) == expected
@@ -163,9 +163,11 @@ async def test_a_changed_definition_does_not_catch_up_the_old_schedule(runtime: 
     manager = TriggerManager(runtime, clock=FrozenClock(NOW))
     await manager.start()
     try:
-        info = (await eventually(lambda: _scheduled(manager)))[0]
+        items = await eventually(lambda: _status(manager, "running"))
+        info = await eventually(lambda: _next_set(manager))
     finally:
         await manager.close()
+    assert items.fire_count == 0
     assert await inputs(runtime, "changed") == []
     assert info.fire_count == 0
 
@@ -184,16 +186,21 @@ async def _stored_state(
     await stored_triggers.release(db, workflow_id, "0", owner=gone)
 
 
+async def _next_set(manager: TriggerManager) -> Any:
+    items = await manager.describe()
+    return items[0] if items and items[0].next_fire_at and items[0].next_fire_at > NOW else None
+
+
 async def _status(manager: TriggerManager, status: str) -> Any:
     items = await manager.describe()
     return items[0] if items and items[0].status == status else None
 
 
-async def _scheduled(manager: TriggerManager) -> list[Any] | None:
-    """The listing once the trigger has caught up and waits for its next due time."""
+async def _scheduled(manager: TriggerManager, fires: int = 0) -> list[Any] | None:
+    """The listing once the trigger has caught up (`fires` more starts since the stored 7)."""
     items = await manager.describe()
     ready = items and items[0].next_fire_at is not None and items[0].next_fire_at > NOW
-    return items if ready else None
+    return items if ready and items[0].fire_count == 7 + fires else None
 
 
 @pytest.mark.slow

@@ -203,6 +203,7 @@ class TriggerManager:
         for slot in slots:
             slot.state.status = "stopped"
             if slot.holding:
+                await self._checkpoint(slot, slot.state)  # a cancelled checkpoint, redone
                 slot.holding = False
                 with contextlib.suppress(Exception):
                     await stored_triggers.release(

@@ -1,10 +1,12 @@
 """The trigger manager on SQLite: activation starts an interval trigger and deactivation stops
 it, GET /api/triggers shows its state, catch-up after a downtime fires what each policy says,
-and two runtimes sharing a database run each trigger once and hand it over."""
+and two runtimes sharing a PostgreSQL database run each trigger once and hand it over."""
 
 import asyncio
 import itertools
 import re
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,12 @@ import httpx
 import pytest
 
 from conv3n.model import Workflow
+from conv3n.runtime import Settings
 from conv3n.runtime.service import Runtime
 from conv3n.runtime.triggers import TriggerManager, fingerprint
+from conv3n.storage import Database, schema, workflows
 from conv3n.storage import triggers as stored_triggers
-from conv3n.storage import workflows
+from tests.conftest import require_service
 from tests.integration.triggers.conftest import (
     eventually,
     inputs,
@@ -203,14 +207,44 @@ async def _scheduled(manager: TriggerManager, fires: int = 0) -> list[Any] | Non
     return items if ready and items[0].fire_count == 7 + fires else None
 
 
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, migrated PostgreSQL schema (two SQLite Runtimes in one process contend for
+    the file's lock; separate processes on SQLite are the e2e suite's business)."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    admin = "postgresql://postgres@127.0.0.1:5432/test"
+    name = f"conv3n_t_{uuid.uuid4().hex[:12]}"
+    await _admin(admin, f"CREATE SCHEMA {name}")
+    url = f"{admin}?options=-csearch_path%3D{name}"
+    database = Database(url)
+    await schema.upgrade(database)
+    await database.close()
+    try:
+        yield url
+    finally:
+        await _admin(admin, f"DROP SCHEMA {name} CASCADE")
+
+
+async def _admin(url: str, statement: str) -> None:
+    database = Database(url)
+    try:
+        async with database.write() as conn:
+            await conn.exec_driver_sql(statement)
+    finally:
+        await database.close()
+
+
 @pytest.mark.slow
+@pytest.mark.postgres
 async def test_two_runtimes_on_one_database_fire_each_due_time_once_and_hand_over(
-    tmp_path: Path,
+    tmp_path: Path, postgres_url: str
 ):
-    async with (
-        Runtime(settings_for(tmp_path / "a")) as first,
-        Runtime(settings_for(tmp_path / "a")) as second,
-    ):
+    def settings(name: str) -> Settings:
+        return Settings.from_env(
+            {"CONV3N_DATA_DIR": str(tmp_path / name)}, database_url=postgres_url
+        )
+
+    async with Runtime(settings("a")) as first, Runtime(settings("b")) as second:
         first_manager = TriggerManager(first, poll_s=0.05)
         second_manager = TriggerManager(second, poll_s=0.05)
         try:

@@ -1,5 +1,6 @@
 """Trigger definitions are checked when a workflow is saved: each problem names its place."""
 
+import importlib.util
 from typing import Any
 
 import pytest
@@ -23,7 +24,13 @@ def test_valid_definitions_of_every_type_have_no_problems():
                 {"type": "cron", "expression": "*/5 * * * * *", "catch_up": "all"},
                 {"type": "interval", "every_ms": 100, "catch_up": "none", "key": "fast"},
                 {"type": "file", "path": "inbox", "events": ["created"], "pattern": "*.csv"},
-                {"type": "queue", "broker": "redis", "url": "redis://x", "channel": "c", "qos": 1},
+                {
+                    "type": "queue",
+                    "broker": "redis",
+                    "url": "redis://x",
+                    "channel": "c",
+                    "key": "q",
+                },
             ]
         )
         == {}
@@ -69,11 +76,34 @@ def test_interval_below_100_ms_is_refused():
 
 
 def test_queue_definitions_keep_broker_specific_fields_but_need_a_known_broker():
-    assert where([{"type": "queue", "broker": "kafka", "topic": "t"}]) == {
-        "triggers[0].broker": where([{"type": "queue", "broker": "kafka"}])["triggers[0].broker"]
+    assert list(where([{"type": "queue", "broker": "kafka", "topic": "t"}])) == [
+        "triggers[0].broker"
+    ]
+    definition = {
+        "type": "queue",
+        "broker": "nats",
+        "url": "nats://127.0.0.1:4222",
+        "mode": "core",
+        "subject": "orders",
+        "key": "orders",
     }
-    parsed = definitions.parse({"type": "queue", "broker": "nats", "subject": "s"}, 0)
-    assert parsed.model_extra == {"subject": "s"}
+    parsed = definitions.parse(definition, 0)
+    assert parsed.model_extra == {"mode": "core", "subject": "orders"}
+    assert definitions.key_of(parsed, 0) == "orders"
+    # `key` is every trigger's field: the broker's own check never sees it
+    assert "key" not in definitions.queue_fields(definition)
+
+
+def test_broker_specific_problems_are_reported_at_save_time_with_their_place():
+    if importlib.util.find_spec("conv3n.triggers.queue") is None:
+        pytest.skip("the queue triggers are not installed")
+    found = where(
+        [
+            {"type": "manual"},
+            {"type": "queue", "broker": "redis", "url": "redis://x", "channel": "c", "qos": 1},
+        ]
+    )
+    assert list(found) == ["triggers[1].qos"]
 
 
 def test_two_triggers_with_one_key_are_refused():

@@ -22,7 +22,15 @@ def create_app(runtime: Runtime, *, api_token: str | None = None) -> FastAPI:
     Args:
         api_token: when set, every /api/* request needs `Authorization: Bearer <token>`.
     """
-    from conv3n.api.routes import blocks, executions, health, secrets, webhooks, workflows
+    from conv3n.api.routes import (
+        blocks,
+        executions,
+        health,
+        secrets,
+        triggers,
+        webhooks,
+        workflows,
+    )
 
     app = FastAPI(
         title="conv3n",
@@ -47,6 +55,7 @@ def create_app(runtime: Runtime, *, api_token: str | None = None) -> FastAPI:
     app.include_router(executions.router, prefix="/api", dependencies=guarded)
     app.include_router(blocks.router, prefix="/api", dependencies=guarded)
     app.include_router(secrets.router, prefix="/api", dependencies=guarded)
+    app.include_router(triggers.router, prefix="/api", dependencies=guarded)
     app.include_router(webhooks.router)
     _error_handlers(app)
     return app

@@ -63,3 +63,40 @@ class Page(BaseModel):
 
     items: list[Any]
     next: str | None = Field(None, description="Cursor of the next page, if any.")
+
+
+class TriggerView(BaseModel):
+    """One trigger of an active workflow (GET /api/triggers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow_id: str = Field(description="The workflow it starts.")
+    index: int = Field(description="Its position in the workflow's `triggers`.")
+    key: str = Field(description="Its key: the `key` it was given, else its position.")
+    type: str = Field(description="webhook, cron, interval, queue or file.")
+    status: str = Field(
+        description="starting, running, reconnecting, standby (another process runs it), "
+        "stopped (no server runs it) or failed (see last_error)."
+    )
+    fire_count: int = Field(
+        description="Executions it started (scheduled and file triggers: "
+        "since the workflow was activated)."
+    )
+    last_fire_at: str | None = Field(
+        None, description="Its last start (scheduled triggers: the due time), ISO 8601 UTC."
+    )
+    next_fire_at: str | None = Field(None, description="Its next due time (scheduled triggers).")
+    last_error: str | None = Field(None, description="Its most recent failure.")
+    last_error_at: str | None = Field(None, description="When that failure happened.")
+    owner: str | None = Field(
+        None,
+        description="The process running it (`host:pid:random`), for scheduled and file triggers.",
+    )
+
+
+class TriggerList(BaseModel):
+    """GET /api/triggers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[TriggerView]

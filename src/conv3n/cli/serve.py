@@ -1,4 +1,5 @@
-"""`conv3n serve`: the HTTP API and webhooks on uvicorn, with storage, timers and retention."""
+"""`conv3n serve`: the HTTP API and webhooks on uvicorn, with storage, triggers, timers and
+retention."""
 
 import asyncio
 import contextlib
@@ -25,8 +26,9 @@ def serve(
     """Serve the HTTP API (OpenAPI at /openapi.json), webhooks and /health.
 
     Executions are stored in CONV3N_DATA_DIR (SQLite) or CONV3N_DATABASE_URL; executions a
-    crash interrupted are resumed at start, and parked ones when they are due. A host other
-    than loopback needs CONV3N_API_TOKEN.
+    crash interrupted are resumed at start, and parked ones when they are due. The cron,
+    interval, file and queue triggers of active workflows run. A host other than loopback
+    needs CONV3N_API_TOKEN.
 
     Example:
 
@@ -81,6 +83,7 @@ async def _serve(settings: "Settings") -> None:
             access_log=False,
         )
         server = uvicorn.Server(config)
+        await runtime.triggers.start()
         background = [
             asyncio.create_task(runtime.resume_interrupted(), name="resume-interrupted"),
             asyncio.create_task(runtime.run_timers(), name="timers"),

@@ -1,10 +1,12 @@
-"""What storage returns besides execution records: stored workflows and execution summaries."""
+"""What storage returns besides execution records: stored workflows, execution summaries and
+trigger states."""
 
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from conv3n.model.execution import ErrorInfo, ExecutionStatus
+from conv3n.model.json import JSON
 from conv3n.model.workflow import Workflow
 
 
@@ -55,3 +57,23 @@ class StoredExecution(BaseModel):
     document: dict[str, object]
     source: str | None = None
     wake_at: datetime | None = None
+
+
+class StoredTriggerState(BaseModel):
+    """A trigger's state as stored in `trigger_state`: what its last run left, and who runs it.
+
+    `cursor` is the trigger's own JSON (for scheduled triggers, the fingerprint of the
+    definition the state belongs to: a changed schedule starts afresh).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow_id: str
+    trigger_key: str
+    next_fire_at: datetime | None = None
+    last_fire_at: datetime | None = None
+    fire_count: int = 0
+    cursor: JSON = None
+    last_error: str | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None

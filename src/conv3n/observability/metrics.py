@@ -14,7 +14,8 @@ _WEBHOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 
 class Metrics:
-    """Executions by status, node durations, running executions, retries, webhook latency."""
+    """Executions by status, node durations, running executions, retries, webhook latency,
+    trigger fires and errors."""
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -51,6 +52,12 @@ class Metrics:
         self.trigger_fires = Counter(
             "conv3n_trigger_fires",
             "Executions started by triggers.",
+            ["type"],
+            registry=self.registry,
+        )
+        self.trigger_errors = Counter(
+            "conv3n_trigger_errors",
+            "Trigger failures: a start that failed, a trigger that crashed or cannot start.",
             ["type"],
             registry=self.registry,
         )

@@ -14,6 +14,7 @@ from conv3n.compiler import (
 from conv3n.errors import InvalidInput, WorkflowInvalid, WorkflowNotFound
 from conv3n.model import JSON, Problem, Workflow
 from conv3n.sdk import BlockRegistry
+from conv3n.triggers import definitions
 
 
 def read_text(path: Path) -> str:
@@ -47,7 +48,8 @@ def read_workflow(path: Path) -> Workflow:
 
 
 def compile_file(path: Path, registry: BlockRegistry) -> Plan:
-    """Read, validate and compile a workflow file, reporting every problem at once.
+    """Read, validate and compile a workflow file (its triggers too), reporting every problem
+    at once.
 
     Raises:
         WorkflowNotFound: the file does not exist.
@@ -55,7 +57,10 @@ def compile_file(path: Path, registry: BlockRegistry) -> Plan:
         WorkflowInvalid: every problem of the document, each with its place.
     """
     data = parse_text(read_text(path), name=path.name)
-    return compile_document(data, registry, source=str(path.resolve()))
+    triggers = data.get("triggers") if isinstance(data, dict) else None
+    return definitions.checked(
+        lambda: compile_document(data, registry, source=str(path.resolve())), triggers
+    )
 
 
 class FileWorkflows:

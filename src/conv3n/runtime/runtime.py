@@ -14,6 +14,7 @@ from conv3n.model import JSON, ExecutionRecord, Problem
 from conv3n.runtime import blocks, files
 from conv3n.runtime.settings import Settings
 from conv3n.sdk import BlockRegistry
+from conv3n.triggers import definitions
 
 
 def make_engine(
@@ -72,12 +73,13 @@ async def run_plan(
 
 
 def compile_document(document: JSON, registry: BlockRegistry) -> Plan:
-    """Validate and compile a workflow given as data (API bodies, tests).
+    """Validate and compile a workflow given as data (API bodies, tests), its triggers too.
 
     Raises:
         WorkflowInvalid: every problem of the document, each with its place.
     """
-    return compiler.compile_document(document, registry)
+    triggers = document.get("triggers") if isinstance(document, dict) else None
+    return definitions.checked(lambda: compiler.compile_document(document, registry), triggers)
 
 
 def describe_blocks(registry: BlockRegistry) -> list[dict[str, Any]]:

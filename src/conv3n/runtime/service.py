@@ -32,6 +32,7 @@ from conv3n.runtime import blocks, files, leases, reruns, subworkflows
 from conv3n.runtime import webhooks as webhook_index
 from conv3n.runtime.secret_store import SecretStore
 from conv3n.runtime.settings import Settings
+from conv3n.runtime.triggers import TriggerManager
 from conv3n.sdk import BlockRegistry
 from conv3n.storage import (
     Database,
@@ -43,6 +44,7 @@ from conv3n.storage import (
     tables,
     workflows,
 )
+from conv3n.triggers import definitions
 
 
 class Runtime:
@@ -90,6 +92,7 @@ class Runtime:
         self._mine: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self.webhooks = webhook_index.WebhookIndex()
+        self.triggers = TriggerManager(self)
         self._documents: dict[int, tuple[Plan, dict[str, Any]]] = {}
         self._plans: dict[tuple[str, int, datetime], Plan] = {}
         self._renewer: asyncio.Task[None] | None = None
@@ -119,7 +122,8 @@ class Runtime:
         self._renewer = asyncio.create_task(self._renew_leases(), name="conv3n-lease-renewer")
 
     async def close(self) -> None:
-        """Wait for background executions and children, flush the journal, close the pool."""
+        """Stop the triggers, wait for background executions, flush the journal, close the pool."""
+        await self.triggers.close()
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.engine.aclose()
@@ -159,7 +163,7 @@ class Runtime:
         wid = workflow_id or workflow.id
         if not wid:
             raise WorkflowInvalid([Problem(("id",), "a stored workflow needs an id")])
-        self.compile(workflow)
+        definitions.checked(lambda: self.compile(workflow), workflow.triggers)
         return await workflows.upsert(self.db, wid, workflow)
 
     async def import_folder(self, folder: Path) -> list[StoredWorkflow]:
@@ -470,13 +474,8 @@ class Runtime:
     # --- triggers -------------------------------------------------------------------------------
 
     async def refresh_triggers(self) -> None:
-        """Rebuild the index of webhook triggers of active workflows."""
-        active: list[tuple[str, Workflow]] = []
-        after: str | None = None
-        while page := await workflows.list_page(self.db, after=after, limit=500, active=True):
-            active.extend((item.id, item.workflow) for item in page)
-            after = page[-1].id
-        self.webhooks.rebuild(active)
+        """Rebuild the webhook index; (re)start or stop the triggers of changed workflows."""
+        await self.triggers.refresh()
 
     def webhook_for(self, path: str, method: str) -> tuple[str, dict[str, Any]] | None:
         """(workflow id, trigger) of the active webhook trigger for this path and method."""

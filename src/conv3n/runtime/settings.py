@@ -26,7 +26,10 @@ class Settings:
         max_result_bytes: node results larger than this are stored in a side table.
         retention_days: finished executions older than this are pruned (0: keep all).
         retention_per_workflow: newest finished executions kept per workflow (0: keep all).
-        lease_seconds: how long a process's claim on a running execution lasts unrenewed.
+        lease_seconds: how long a process's claim on a running execution (or on a scheduled
+            or file trigger) lasts unrenewed.
+        trigger_sync_seconds: how often a server re-reads which workflows are active, to
+            follow (de)activations made by other processes.
         park_after_seconds: a std/delay longer than this parks a stored execution as
             `waiting` (resumed when due, even after a restart) instead of waiting in memory.
         host, port: where `conv3n serve` listens.
@@ -47,6 +50,7 @@ class Settings:
     retention_days: float = 14
     retention_per_workflow: int = 10_000
     lease_seconds: float = 30
+    trigger_sync_seconds: float = 5
     park_after_seconds: float = 30
     host: str = "127.0.0.1"
     port: int = 5680
@@ -76,6 +80,7 @@ class Settings:
             "retention_days": _number(env, "CONV3N_RETENTION_DAYS", 14, 0, kind=float),
             "retention_per_workflow": _number(env, "CONV3N_RETENTION_PER_WORKFLOW", 10_000, 0),
             "lease_seconds": _number(env, "CONV3N_LEASE_SECONDS", 30, 1, kind=float),
+            "trigger_sync_seconds": _number(env, "CONV3N_TRIGGER_SYNC_SECONDS", 5, 0.1, kind=float),
             "park_after_seconds": _number(env, "CONV3N_PARK_AFTER_SECONDS", 30, 0, kind=float),
             "host": env.get("CONV3N_HOST") or "127.0.0.1",
             "port": _number(env, "CONV3N_PORT", 5680, 0),

@@ -1,11 +1,11 @@
 """Storage on SQLAlchemy 2 Core + Alembic: SQLite (default), PostgreSQL, MariaDB/MySQL.
 
 All SQL lives in this package. Repository modules (`workflows`, `executions`, `secrets`,
-`retention`) take a `Database` and return `conv3n.model` types; `StoreJournal` is the engine's
-Journal on a database.
+`retention`, `triggers`) take a `Database` and return `conv3n.model` types; `StoreJournal` is
+the engine's Journal on a database.
 """
 
-from conv3n.storage import executions, retention, schema, secrets, tables, workflows
+from conv3n.storage import executions, retention, schema, secrets, tables, triggers, workflows
 from conv3n.storage.database import Database, async_url, sqlite_url
 from conv3n.storage.journal import DEFAULT_MAX_RESULT_BYTES, StoreJournal
 from conv3n.storage.retention import RetentionPolicy
@@ -22,5 +22,6 @@ __all__ = [
     "secrets",
     "sqlite_url",
     "tables",
+    "triggers",
     "workflows",
 ]

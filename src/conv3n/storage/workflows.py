@@ -14,6 +14,7 @@ from conv3n.storage.database import Database
 
 _W = tables.workflows
 _V = tables.workflow_versions
+_T = tables.trigger_state
 
 
 def _now() -> datetime:
@@ -156,7 +157,8 @@ async def versions(db: Database, workflow_id: str) -> list[int]:
 
 
 async def set_active(db: Database, workflow_id: str, active: bool) -> None:
-    """Mark a workflow's triggers as running or stopped.
+    """Mark a workflow's triggers as running or stopped. Stopping forgets their state, so due
+    times missed while the workflow is inactive are not caught up when it is activated again.
 
     Raises:
         WorkflowNotFound: no workflow has this id.
@@ -165,6 +167,8 @@ async def set_active(db: Database, workflow_id: str, active: bool) -> None:
         result = await conn.execute(
             update(_W).where(_W.c.id == workflow_id).values(active=active, updated_at=_now())
         )
+        if not active:
+            await conn.execute(delete(_T).where(_T.c.workflow_id == workflow_id))
     if result.rowcount == 0:
         raise WorkflowNotFound(
             f"no workflow has id {workflow_id!r}", details={"workflow_id": workflow_id}
@@ -179,6 +183,7 @@ async def remove(db: Database, workflow_id: str) -> None:
     """
     async with db.write() as conn:
         await conn.execute(delete(_V).where(_V.c.workflow_id == workflow_id))
+        await conn.execute(delete(_T).where(_T.c.workflow_id == workflow_id))
         result = await conn.execute(delete(_W).where(_W.c.id == workflow_id))
     if result.rowcount == 0:
         raise WorkflowNotFound(

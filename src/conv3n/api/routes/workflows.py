@@ -6,8 +6,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from conv3n.api.schemas import Accepted, Page, WorkflowRunRequest
-from conv3n.compiler import compile_document
 from conv3n.errors import Conflict, InvalidInput
+from conv3n.runtime import compile_document
 from conv3n.runtime.service import Runtime
 from conv3n.storage import workflows
 
@@ -44,7 +44,8 @@ async def list_workflows(
 
 @router.post("/workflows", status_code=201)
 async def create_workflow(request: Request, document: dict[str, Any]) -> dict[str, Any]:
-    """Validate and store a new workflow (422 lists every problem; 409 if the id exists)."""
+    """Validate and store a new workflow, its triggers too (422 lists every problem; 409 if
+    the id exists)."""
     runtime = _runtime(request)
     plan = compile_document(document, runtime.registry)
     workflow = plan.workflow

@@ -216,11 +216,10 @@ def queue_fields(definition: dict[str, JSON]) -> dict[str, JSON]:
 
 
 def _queue_problems(definition: dict[str, JSON], where: tuple[str | int, ...]) -> list[Problem]:
-    """The broker-specific problems `conv3n.triggers.queue` finds (none when it is absent)."""
-    try:
-        from conv3n.triggers import queue  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return []
+    """The broker-specific problems `conv3n.triggers.queue` finds (its broker libraries are
+    imported only when a trigger is built)."""
+    from conv3n.triggers import queue
+
     found: list[Problem] = queue.validate(queue_fields(definition), where)
     return found
 

@@ -34,7 +34,7 @@ def build(
 
     Raises:
         WorkflowInvalid: the definition is invalid (each problem at `triggers[index].…`).
-        InvalidInput: it cannot run here (a missing folder, queue triggers unavailable, a
+        InvalidInput: it cannot run here (a missing folder, a
             webhook or manual trigger, which are not built).
     """
     parsed = definitions.parse(definition, index)
@@ -60,12 +60,8 @@ def build(
         except InvalidInput as exc:
             raise InvalidInput(f"triggers[{index}].path: {exc.message}") from None
     if isinstance(parsed, definitions.QueueTrigger):
-        try:
-            from conv3n.triggers import queue  # type: ignore[attr-defined,unused-ignore]
-        except ImportError:
-            raise InvalidInput(
-                f"triggers[{index}]: queue triggers are unavailable in this installation"
-            ) from None
+        from conv3n.triggers import queue
+
         own = definitions.queue_fields(definition)
         built: Trigger = queue.build(own, secret=secret, at=("triggers", index))
         return built

@@ -145,12 +145,3 @@ def test_the_factory_builds_cron_and_interval_triggers_and_refuses_webhooks():
     assert built.key(START) == "cron:wf:morning:2026-06-01T08:00:00.010000+00:00"
     with pytest.raises(Exception, match=r"triggers\[0\]: webhook triggers are not run"):
         factory.build({"type": "webhook", "path": "x"}, workflow_id="wf", index=0)
-
-
-def test_a_queue_trigger_without_the_queue_package_is_a_clear_error():
-    import importlib.util
-
-    if importlib.util.find_spec("conv3n.triggers.queue") is not None:
-        pytest.skip("the queue triggers are installed")
-    with pytest.raises(Exception, match="queue triggers are unavailable"):
-        factory.build({"type": "queue", "broker": "redis"}, workflow_id="wf", index=0)

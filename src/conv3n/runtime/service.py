@@ -10,7 +10,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from conv3n.compiler import Plan, compile_document, compile_workflow
 from conv3n.engine import Clock, Engine, EngineOptions, Journal, Journals, new_execution_id
 from conv3n.engine.redact import Redactor
-from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid, WorkflowNotFound
+from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid
 from conv3n.model import (
     JSON,
     ExecutionRecord,
@@ -30,8 +30,10 @@ from conv3n.model import (
 )
 from conv3n.model.stored import ExecutionSummary, StoredExecution, StoredWorkflow
 from conv3n.observability import Metrics
-from conv3n.runtime import files, leases, reruns
+from conv3n.observability.logging import bind_execution
+from conv3n.runtime import ephemeral, files, folders, leases, lifecycle, reruns, sources
 from conv3n.runtime import webhooks as webhook_index
+from conv3n.runtime.limits import ExecutionLimits, Ticket
 from conv3n.runtime.settings import Settings
 from conv3n.sdk import BlockRegistry
 from conv3n.storage import (
@@ -42,25 +44,8 @@ from conv3n.storage import (
     retention,
     schema,
     secrets,
-    tables,
     workflows,
 )
-
-
-class StoredWorkflows:
-    """`WorkflowSource` for std/subworkflow: a stored workflow id, else a file path."""
-
-    def __init__(self, runtime: "Runtime"):
-        self._runtime = runtime
-        self._files = files.FileWorkflows(runtime.registry)
-
-    async def load(self, ref: str, *, relative_to: str | None) -> Plan:
-        """The stored workflow `ref` at its latest version, or the file `ref`."""
-        try:
-            stored = await workflows.get(self._runtime.db, ref)
-        except WorkflowNotFound:
-            return await self._files.load(ref, relative_to=relative_to)
-        return compile_workflow(stored.workflow, self._runtime.registry)
 
 
 class Runtime:
@@ -68,6 +53,8 @@ class Runtime:
 
     Attributes:
         instance: this process's id in execution leases (`host:pid:random`).
+        redactor: masks the stored secrets' values (records, stored results, logs).
+        limits: the concurrency limits and queue of this process's executions.
     """
 
     def __init__(
@@ -83,18 +70,21 @@ class Runtime:
         self.db = Database(self.settings.database)
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._secrets: dict[str, str] = {}
-        self._redactor = Redactor()
+        self.redactor = self._redactor = Redactor()
         self._cipher: secrets.Cipher | None = None
-        self.journal = StoreJournal(
+        self.journal = (StoreJournal if self.settings.persist else ephemeral.DiscardingJournal)(
             self.db, max_result_bytes=self.settings.max_result_bytes, redact=self._redactor.text
         )
         self.metrics = metrics
+        self.limits = ExecutionLimits(self.settings.max_concurrency, self.settings.max_queued)
         journal: Journal = self.journal if metrics is None else Journals([self.journal, metrics])
+        if metrics is not None:
+            metrics.watch(self.limits)
         self.engine = Engine(
             journal=journal,
             secrets=self._secrets,
             redactor=self._redactor,
-            workflows=StoredWorkflows(self),
+            workflows=sources.StoredWorkflows(self),
             clock=clock,
             options=EngineOptions(
                 env=self.settings.visible_env(),
@@ -107,7 +97,7 @@ class Runtime:
         self._mine: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self.webhooks = webhook_index.WebhookIndex()
-        self._documents: dict[int, tuple[Plan, dict[str, Any]]] = {}
+        self._documents = sources.Documents(self._redactor)
         self._plans: dict[tuple[str, int, datetime], Plan] = {}
         self._renewer: asyncio.Task[None] | None = None
 
@@ -163,6 +153,14 @@ class Runtime:
     def _lease_until(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.settings.lease_seconds)
 
+    async def shutdown(self, grace_s: float, *, also: Iterable["asyncio.Task[Any]"] = ()) -> int:
+        """Let background executions (and the tasks `also`) finish within `grace_s`, then park
+        the rest for the next start (see `lifecycle`); how many were left to resume."""
+        extra = set(also)
+        await lifecycle.drain(lambda: self._background | extra, grace_s)
+        await self.journal.flush()
+        return await executions.release_owned(self.db, owner=self.instance)
+
     # --- secrets ------------------------------------------------------------------------------
 
     def _cipher_for_use(self) -> secrets.Cipher:
@@ -213,26 +211,12 @@ class Runtime:
         return await workflows.upsert(self.db, wid, workflow)
 
     async def import_folder(self, folder: Path) -> list[StoredWorkflow]:
-        """Store every `*.yaml`/`*.yml`/`*.json` workflow of a folder (id from the document,
-        else the file name); a file whose document is unchanged adds no version."""
-        loaded = await asyncio.to_thread(files.read_folder, folder)
-        stored = []
-        for path, workflow in loaded:
-            try:
-                wid = workflow.id or path.stem
-                stored.append(await self.save_workflow(workflow, workflow_id=wid))
-            except WorkflowInvalid as exc:
-                raise WorkflowInvalid(exc.problems, f"{path.name} is invalid") from None
-        return stored
+        """Store every workflow file of a folder (`folders.import_folder`)."""
+        return await folders.import_folder(self, folder)
 
     async def export_folder(self, folder: Path) -> list[Path]:
-        """Write every stored workflow to `folder/<id>.yaml` (the exact documents stored)."""
-        documents: list[tuple[str, dict[str, Any]]] = []
-        after: str | None = None
-        while page := await workflows.list_page(self.db, after=after, limit=200):
-            documents.extend((item.id, item.workflow.to_document()) for item in page)
-            after = page[-1].id
-        return await asyncio.to_thread(files.write_folder, folder, documents)
+        """Write every stored workflow to `folder/<id>.yaml` (`folders.export_folder`)."""
+        return await folders.export_folder(self, folder)
 
     # --- executions ---------------------------------------------------------------------------
 
@@ -247,25 +231,31 @@ class Runtime:
         prior: Mapping[str, NodeRecord] | None = None,
         parent_id: str | None = None,
         execution_id: str | None = None,
+        ticket: Ticket | None = None,
     ) -> ExecutionRecord:
-        """Store a new execution of `plan` and run it to the end.
+        """Store a new execution of `plan` and run it to the end (`queued` until the
+        concurrency limits give it a turn).
 
         With an `idempotency_key` seen before, the earlier execution's record is returned
         (waiting for it if it is still running here) and nothing new starts.
+
+        Raises:
+            Overloaded: too many executions wait already; nothing was stored.
         """
         execution_id = execution_id or new_execution_id()
+        ticket = ticket or self.limits.enter(plan.workflow_id, plan.workflow.settings.concurrency)
         row = {
             "id": execution_id,
             "workflow_id": plan.workflow_id,
             "workflow_version": workflow_version,
-            "status": ExecutionStatus.RUNNING.value,
+            "status": (ExecutionStatus.QUEUED if ticket.queued else ExecutionStatus.RUNNING).value,
             "mode": mode,
             "input": input,
             "output": None,
             "error": None,
             "response": None,
             "nodes": None,
-            **self._document(plan),
+            **self._documents.fields(plan),
             "source": plan.source,
             "idempotency_key": idempotency_key,
             "parent_id": parent_id,
@@ -277,29 +267,24 @@ class Runtime:
             "lease_until": self._lease_until(),
             "created_at": datetime.now(UTC),
         }
-        if idempotency_key is None:
-            # the common case joins the journal's next group commit
-            self.journal.execution_created(row)
-        else:
-            stored_id, created = await executions.create_row(self.db, row)
-            if not created:
-                await self.journal.flush()
-                return await executions.get_record(self.db, stored_id)
-        if prior:
-            await self._copy_prior(execution_id, prior)
-        return await self._run(plan, input, execution_id=execution_id, mode=mode, prior=prior)
-
-    def _document(self, plan: Plan) -> dict[str, Any]:
-        """The plan's workflow document as JSON text and its hash (computed once per plan:
-        every execution refers to it)."""
-        cached = self._documents.get(id(plan))
-        if cached is None or cached[0] is not plan:
-            if len(self._documents) > 1000:
-                self._documents.clear()
-            text = tables.Encoded(self._redactor.text(tables.encode(plan.workflow.to_document())))
-            fields = {"document": text, "document_hash": tables.document_hash(text)}
-            cached = self._documents[id(plan)] = (plan, fields)
-        return cached[1]
+        try:
+            if idempotency_key is None:
+                # the common case joins the journal's next group commit
+                self.journal.execution_created(row)
+            else:
+                stored_id, created = await executions.create_row(self.db, row)
+                if not created:
+                    ticket.release()
+                    await self.journal.flush()
+                    return await executions.get_record(self.db, stored_id)
+            if prior:
+                await self._copy_prior(execution_id, prior)
+        except BaseException:
+            ticket.release()
+            raise
+        return await self._run(
+            plan, input, execution_id=execution_id, mode=mode, prior=prior, ticket=ticket
+        )
 
     async def _copy_prior(self, execution_id: str, prior: Mapping[str, NodeRecord]) -> None:
         for node_id, record in prior.items():
@@ -314,13 +299,22 @@ class Runtime:
         execution_id: str,
         mode: str,
         prior: Mapping[str, NodeRecord] | None,
+        ticket: Ticket | None = None,
     ) -> ExecutionRecord:
-        self._mine.add(execution_id)
-        try:
-            record = await self.engine.execute(
-                plan, input, mode=mode, execution_id=execution_id, prior=prior
+        if ticket is None:  # accepted before (a resume): it waits for a turn, never refused
+            ticket = self.limits.enter(
+                plan.workflow_id, plan.workflow.settings.concurrency, bounded=False
             )
+        self._mine.add(execution_id)  # leased (and renewed) while it waits, too
+        try:
+            with bind_execution(execution_id, plan.workflow_id):
+                await ticket.wait()
+                record = await self.engine.execute(
+                    plan, input, mode=mode, execution_id=execution_id, prior=prior
+                )
+                lifecycle.log_finished(record)
         finally:
+            ticket.release()
             self._mine.discard(execution_id)
         return record
 
@@ -350,6 +344,7 @@ class Runtime:
             if existing is not None:
                 return existing
         execution_id = new_execution_id()
+        ticket = self.limits.enter(plan.workflow_id, plan.workflow.settings.concurrency)
         task = asyncio.create_task(
             self.execute(
                 plan,
@@ -358,6 +353,7 @@ class Runtime:
                 workflow_version=version,
                 idempotency_key=idempotency_key,
                 execution_id=execution_id,
+                ticket=ticket,
             ),
             name=f"execution:{execution_id}",
         )

@@ -21,12 +21,14 @@ async def metrics(request: Request) -> Response:
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
-    """`{"status": "ok"}`, or 503 when the database is unreachable."""
+    """`{"status": "ok"}`, or 503 when the database is unreachable; `executions` tells how
+    many run and wait for a turn, with the limits."""
     runtime = request.app.state.runtime
     database = await runtime.db.ping()
     body = {
         "status": "ok" if database else "unavailable",
         "version": __version__,
         "database": "ok" if database else "unreachable",
+        "executions": runtime.limits.snapshot(),
     }
     return JSONResponse(body, 200 if database else 503)

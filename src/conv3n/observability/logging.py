@@ -55,6 +55,12 @@ def _node_id(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
     return event
 
 
+def _drop_noise(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
+    """uvicorn's duplicate `color_message` field."""
+    event.pop("color_message", None)
+    return event
+
+
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
     """Mask secret values in every string of the event (message, fields, traceback); values
     that are not JSON become their `str()` first, so a secret cannot hide in a repr."""
@@ -78,6 +84,7 @@ def _shared_processors() -> list[Any]:
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _node_id,
+        _drop_noise,
     ]
 
 
@@ -117,6 +124,8 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for chatty in ("alembic", "httpx", "httpcore"):  # a line per migration step or request
+        logging.getLogger(chatty).setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()

@@ -21,7 +21,9 @@ from conv3n.runtime import Settings
 from conv3n.runtime.service import Runtime
 
 
-def delayed(wid: str, ms: int, *, concurrency: int | None = None, response: str = "sync") -> dict[str, Any]:
+def delayed(
+    wid: str, ms: int, *, concurrency: int | None = None, response: str = "sync"
+) -> dict[str, Any]:
     settings = {"concurrency": concurrency} if concurrency else {}
     return {
         "version": 1,

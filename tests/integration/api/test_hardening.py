@@ -83,6 +83,7 @@ ERROR_PATHS = [
     ("DELETE", "/api/blocks", None, 405),
     ("GET", "/api/workflows/missing", None, 404),
     ("GET", "/api/workflows?limit=0", None, 400),
+    ("GET", "/api/workflows/w?version=75581208197838110720", None, 400),  # found by fuzzing
     ("GET", "/api/workflows?limit=abc", None, 400),
     ("GET", "/api/executions?since=yesterday", None, 400),
     ("GET", "/api/executions?status=happy", None, 400),

@@ -9,7 +9,11 @@ from conv3n.errors import NotFound
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+)
 async def metrics(request: Request) -> Response:
     """Prometheus text format (404 when the server runs without metrics)."""
     collected = request.app.state.runtime.metrics

@@ -98,7 +98,7 @@ class Runtime:
         self._background: set[asyncio.Task[Any]] = set()
         self.webhooks = webhook_index.WebhookIndex()
         self._documents = sources.Documents(self._redactor)
-        self._plans: dict[tuple[str, int, datetime], Plan] = {}
+        self._plans = sources.LatestPlans(self)
         self._renewer: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -208,6 +208,7 @@ class Runtime:
         if not wid:
             raise WorkflowInvalid([Problem(("id",), "a stored workflow needs an id")])
         self.compile(workflow)
+        self._plans.forget()
         return await workflows.upsert(self.db, wid, workflow)
 
     async def import_folder(self, folder: Path) -> list[StoredWorkflow]:
@@ -364,17 +365,8 @@ class Runtime:
         return execution_id
 
     async def _latest_plan(self, workflow_id: str) -> tuple[Plan, int]:
-        """The compiled latest version of a stored workflow. Versions never change, so each is
-        compiled once; the database is still asked which version is the latest. The creation
-        time is part of the key: a deleted and re-created workflow starts at version 1 again."""
-        stored = await workflows.get(self.db, workflow_id)
-        key = (workflow_id, stored.version, stored.created_at)
-        plan = self._plans.get(key)
-        if plan is None:
-            if len(self._plans) >= 1000:
-                self._plans.clear()
-            plan = self._plans[key] = self.compile(stored.workflow)
-        return plan, stored.version
+        """The compiled latest version of a stored workflow (see `sources.LatestPlans`)."""
+        return await self._plans.latest(workflow_id)
 
     async def run_workflow(
         self,
@@ -458,7 +450,9 @@ class Runtime:
     # --- triggers -------------------------------------------------------------------------------
 
     async def refresh_triggers(self) -> None:
-        """Rebuild the index of webhook triggers of active workflows."""
+        """Rebuild the index of webhook triggers of active workflows (and forget which
+        versions were the latest: the API calls this after every change of a workflow)."""
+        self._plans.forget()
         active: list[tuple[str, Workflow]] = []
         after: str | None = None
         while page := await workflows.list_page(self.db, after=after, limit=500, active=True):

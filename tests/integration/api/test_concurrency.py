@@ -73,19 +73,22 @@ async def test_a_workflow_with_concurrency_1_never_runs_two_executions_at_once(t
 
 
 async def test_an_execution_waiting_for_its_turn_is_stored_as_queued(tmp_path):
-    async with serving(tmp_path) as (_runtime, http):
-        await install(http, delayed("single", 200, concurrency=1))
+    async with serving(tmp_path) as (runtime, http):
+        await install(http, delayed("single", 10, concurrency=1))
+        held = runtime.limits.enter("single", 1)  # the workflow's one slot is taken
         first = await http.post("/api/workflows/single/run?wait=false", json={})
         second = await http.post("/api/workflows/single/run?wait=false", json={})
         assert first.status_code == second.status_code == 202
-        waiting = await http.get(f"/api/executions/{second.json()['execution_id']}")
-        assert waiting.json()["status"] == "queued"
+        for reply in (first, second):
+            waiting = await http.get(f"/api/executions/{reply.json()['execution_id']}")
+            assert waiting.json()["status"] == "queued"
         health = (await http.get("/health")).json()["executions"]
-        assert health["queued"] == 1
+        assert health["queued"] == 2
         assert health["running"] == 1
         metrics = (await http.get("/metrics")).text
-        assert "conv3n_executions_queued 1.0" in metrics
+        assert "conv3n_executions_queued 2.0" in metrics
         assert "conv3n_execution_slots_in_use 1.0" in metrics
+        held.release()
     assert sorted(e.status.value for e in await stored(tmp_path)) == ["success", "success"]
 
 

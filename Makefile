@@ -32,6 +32,7 @@ unit: $(STAMP)
 test: lint typecheck imports unit
 
 bench: $(STAMP)
+	bash scripts/ensure_wrk.sh
 	$(BIN)/python bench/run.py
 
 clean:

@@ -57,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc)
+        wait_healthy(url, proc, timeout=60)
         assert httpx.post(f"{url}/api/workflows", json=SEED).status_code == 201
         assert httpx.post(f"{url}/api/workflows/echo/activate").status_code == 200
         assert httpx.post(f"{url}/webhook/echo", json={"x": 1}).status_code == 200

@@ -46,7 +46,7 @@ def start(data: Path, **env: str) -> tuple[str, subprocess.Popen[bytes]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc)
+        wait_healthy(url, proc, timeout=60)
     except BaseException:
         proc.kill()
         proc.wait()

@@ -43,12 +43,13 @@ def create_app(
             raise Unauthorized("a valid `Authorization: Bearer <token>` header is required")
 
     guarded = [Depends(authorize)]
+    # webhooks first: their one path pattern is the hot one, matched before the API's routes
+    app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(workflows.router, prefix="/api", dependencies=guarded)
     app.include_router(executions.router, prefix="/api", dependencies=guarded)
     app.include_router(blocks.router, prefix="/api", dependencies=guarded)
     app.include_router(secrets.router, prefix="/api", dependencies=guarded)
-    app.include_router(webhooks.router)
     install_error_handlers(app)
     limit = max_request_bytes or runtime.settings.max_request_bytes
     app.add_middleware(BodyLimit, max_bytes=limit)

@@ -27,7 +27,9 @@ def serve(
 
     Executions are stored in CONV3N_DATA_DIR (SQLite) or CONV3N_DATABASE_URL; executions a
     crash interrupted are resumed at start, and parked ones when they are due. A host other
-    than loopback needs CONV3N_API_TOKEN.
+    than loopback needs CONV3N_API_TOKEN. On SIGTERM or Ctrl+C, running executions get
+    CONV3N_SHUTDOWN_GRACE_SECONDS (10) to finish; the rest resume at the next start.
+    Limits, logs and stopping: docs/server.md.
 
     Example:
 

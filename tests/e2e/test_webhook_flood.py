@@ -75,7 +75,7 @@ def counts(database: Path) -> dict[tuple[str, str], int]:
     return {(w, s): n for w, s, n in rows}
 
 
-def test_a_thousand_concurrent_webhook_calls_each_store_one_successful_execution(tmp_path):
+async def test_a_thousand_concurrent_webhook_calls_each_store_one_successful_execution(tmp_path):
     port = free_port()
     env = {
         **os.environ,
@@ -98,7 +98,7 @@ def test_a_thousand_concurrent_webhook_calls_each_store_one_successful_execution
         for document in (flow("later", "async"), flow("now", "sync")):
             assert httpx.post(f"{url}/api/workflows", json=document).status_code == 201
             assert httpx.post(f"{url}/api/workflows/{document['id']}/activate").status_code == 200
-        async_replies, sync_replies, _refused = asyncio.run(flood(url))
+        async_replies, sync_replies, _refused = await flood(url)
     finally:
         proc.send_signal(signal.SIGTERM)  # waits for the accepted executions, then flushes
         code = proc.wait(timeout=60)

@@ -117,7 +117,7 @@ def wrk(url: str, connections: int, seconds: float, script: Path) -> Point:
             "wrk",
             f"-t{threads}",
             f"-c{connections}",
-            f"-d{seconds}s",
+            f"-d{max(1, round(seconds))}s",
             "--latency",
             "-s",
             str(script),

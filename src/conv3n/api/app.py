@@ -51,6 +51,7 @@ def create_app(
     app.include_router(blocks.router, prefix="/api", dependencies=guarded)
     app.include_router(secrets.router, prefix="/api", dependencies=guarded)
     install_error_handlers(app)
+    app.router.routes.insert(0, webhooks.direct_route())
     limit = max_request_bytes or runtime.settings.max_request_bytes
     app.add_middleware(BodyLimit, max_bytes=limit)
     return app

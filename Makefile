@@ -42,6 +42,7 @@ unit: $(STAMP) $(BUN)
 test: lint typecheck imports unit
 
 bench: $(STAMP) $(BUN)
+	bash scripts/ensure_wrk.sh
 	$(BIN)/python bench/run.py
 
 clean:

@@ -6,5 +6,5 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
-    for script in ("engine.py", "storage.py", "code_js.py"):
+    for script in ("engine.py", "storage.py", "server.py", "code_js.py"):
         runpy.run_path(str(HERE / script), run_name="__main__")

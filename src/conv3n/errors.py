@@ -15,6 +15,7 @@ message. `to_info()` gives SPEC's `{type, message, node, details}`.
     ├── Conflict                       conflict            409   1
     ├── Unauthorized                   unauthorized        401   1
     ├── Unavailable                    unavailable         503   1
+    │   └── Overloaded                 overloaded          429       .retry_after_s
     └── ExecutionError                 execution_error     500   1
         ├── BlockError                 block_error         .retryable .details
         │   ├── NodeTimeout            timeout             retryable
@@ -134,6 +135,23 @@ class Unavailable(Conv3nError):
 
     type = "unavailable"
     http_status = 503
+
+
+class Overloaded(Unavailable):
+    """Too much work is waiting: retry later."""
+
+    type = "overloaded"
+    http_status = 429
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        retry_after_s: int = 1,
+    ):
+        super().__init__(message, details=details)
+        self.retry_after_s = retry_after_s
 
 
 class ExecutionError(Conv3nError):

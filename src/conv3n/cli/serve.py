@@ -4,11 +4,12 @@ retention."""
 import asyncio
 import contextlib
 import ipaddress
+import math
+import time
 from typing import TYPE_CHECKING
 
 import typer
 
-from conv3n.cli import output
 from conv3n.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -28,7 +29,9 @@ def serve(
     Executions are stored in CONV3N_DATA_DIR (SQLite) or CONV3N_DATABASE_URL; executions a
     crash interrupted are resumed at start, and parked ones when they are due. The cron,
     interval, file and queue triggers of active workflows run. A host other than loopback
-    needs CONV3N_API_TOKEN.
+    needs CONV3N_API_TOKEN. On SIGTERM or Ctrl+C, running executions get
+    CONV3N_SHUTDOWN_GRACE_SECONDS (10) to finish; the rest resume at the next start.
+    Limits, logs and stopping: docs/server.md.
 
     Example:
 
@@ -65,39 +68,65 @@ def _is_loopback(host: str) -> bool:
 
 
 async def _serve(settings: "Settings") -> None:
+    import logging
+
     import uvicorn
 
     from conv3n.api import create_app
+    from conv3n.cli.graceful import GracefulServer
     from conv3n.observability import Metrics
+    from conv3n.observability import logging as logs
     from conv3n.runtime.service import Runtime
 
+    logs.configure(format=settings.log_format, level=settings.log_level)
+    log = logging.getLogger("conv3n.serve")
     async with Runtime(settings, metrics=Metrics()) as runtime:
+        logs.use_redactor(runtime.secrets.redactor.value)
         app = create_app(runtime, api_token=settings.api_token)
         config = uvicorn.Config(
             app,
             host=settings.host,
             port=settings.port,
-            log_level="warning",
+            log_level=settings.log_level,
+            log_config=None,  # uvicorn's loggers go through ours
             loop="none",
             lifespan="off",
             access_log=False,
+            # requests still running after the grace are cancelled (their executions park)
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         )
-        server = uvicorn.Server(config)
+        server = GracefulServer(config)
         await runtime.triggers.start()
         background = [
             asyncio.create_task(runtime.resume_interrupted(), name="resume-interrupted"),
             asyncio.create_task(runtime.run_timers(), name="timers"),
             asyncio.create_task(runtime.run_retention(), name="retention"),
         ]
-        output.console(stderr=True).print(
-            f"conv3n listening on http://{settings.host}:{settings.port} "
-            f"(data: {settings.database.split('///')[-1]})"
+        log.info(
+            "conv3n listening on http://%s:%s",
+            settings.host,
+            settings.port,
+            extra={
+                "host": settings.host,
+                "port": settings.port,
+                "database": runtime.db.dialect,
+                "persist": settings.persist,
+            },
         )
         try:
             await server.serve()
         finally:
-            for task in background:
+            await runtime.triggers.close()  # nothing new starts while stopping
+            resuming, loops = background[0], background[1:]
+            for task in loops:  # no new timers fire and nothing is pruned while stopping
                 task.cancel()
-            for task in background:
+            for task in loops:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            grace = settings.shutdown_grace_seconds
+            if server.stop_requested_at is not None:
+                grace -= time.monotonic() - server.stop_requested_at
+            # resumed executions get the same grace as the rest
+            parked = await runtime.shutdown(max(grace, 0.0), also=[resuming])
+            log.info("conv3n stopped", extra={"left_to_resume": parked})
+        logs.use_redactor(None)

@@ -153,7 +153,9 @@ async def run_attempt(
 
 def _crashed(pnode: PlanNode, exc: Exception) -> Outcome:
     """An unknown exception from a block: `block_crashed`, retryable, traceback to the log."""
-    log.exception("block %s crashed in node %s", pnode.node.type, pnode.id)
+    log.exception(
+        "block %s crashed in node %s", pnode.node.type, pnode.id, extra={"node_id": pnode.id}
+    )
     crash = ErrorInfo(
         type="block_crashed",
         message=f"{type(exc).__name__}: {exc}",

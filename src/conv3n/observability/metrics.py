@@ -6,8 +6,21 @@ fans events out to storage and to this.
 """
 
 from datetime import datetime
+from typing import Protocol
 
 from conv3n.model import ErrorInfo, ExecutionRecord, NodeRecord
+
+
+class Limits(Protocol):
+    """What the gauges read from the runtime's execution limits."""
+
+    @property
+    def queued(self) -> int:
+        """Executions waiting for a turn."""
+
+    @property
+    def running(self) -> int:
+        """Executions holding a slot."""
 
 _NODE_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120)
 _WEBHOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
@@ -30,6 +43,16 @@ class Metrics:
         self.running = Gauge(
             "conv3n_executions_running",
             "Executions running in this process.",
+            registry=self.registry,
+        )
+        self.queued = Gauge(
+            "conv3n_executions_queued",
+            "Executions waiting for a turn (concurrency limits).",
+            registry=self.registry,
+        )
+        self.slots = Gauge(
+            "conv3n_execution_slots_in_use",
+            "Executions holding one of the process's slots (CONV3N_MAX_CONCURRENCY).",
             registry=self.registry,
         )
         self.node_seconds = Histogram(
@@ -61,6 +84,11 @@ class Metrics:
             ["type"],
             registry=self.registry,
         )
+
+    def watch(self, limits: Limits) -> None:
+        """Read queue depth and slots in use from `limits` at every scrape."""
+        self.queued.set_function(lambda: limits.queued)
+        self.slots.set_function(lambda: limits.running)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

@@ -10,14 +10,14 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conv3n.compiler import Plan, compile_document, compile_workflow
+from conv3n.compiler import Plan, compile_workflow
 from conv3n.engine import Clock, Engine, EngineOptions, Journal, Journals, new_execution_id
-from conv3n.errors import Conflict, InvalidInput, Unavailable, WorkflowInvalid
+from conv3n.errors import Unavailable, WorkflowInvalid
 from conv3n.model import (
     JSON,
     ExecutionRecord,
@@ -26,10 +26,21 @@ from conv3n.model import (
     Problem,
     Workflow,
 )
-from conv3n.model.stored import ExecutionSummary, StoredExecution, StoredWorkflow
+from conv3n.model.stored import ExecutionSummary, StoredWorkflow
 from conv3n.observability import Metrics
-from conv3n.runtime import blocks, files, leases, reruns, subworkflows
+from conv3n.observability.logging import bind_execution
+from conv3n.runtime import (
+    blocks,
+    ephemeral,
+    files,
+    folders,
+    lifecycle,
+    recovery,
+    sources,
+    subworkflows,
+)
 from conv3n.runtime import webhooks as webhook_index
+from conv3n.runtime.limits import ExecutionLimits, Ticket
 from conv3n.runtime.secret_store import SecretStore
 from conv3n.runtime.settings import Settings
 from conv3n.runtime.triggers import TriggerManager
@@ -41,17 +52,18 @@ from conv3n.storage import (
     executions,
     retention,
     schema,
-    tables,
     workflows,
 )
 from conv3n.triggers import definitions
 
 
-class Runtime:
+class Runtime(recovery.Recovery):
     """Everything an execution with storage needs, for one process.
 
     Attributes:
         instance: this process's id in execution leases (`host:pid:random`).
+        redactor: masks the stored secrets' values (records, stored results, logs).
+        limits: the concurrency limits and queue of this process's executions.
     """
 
     def __init__(
@@ -67,13 +79,17 @@ class Runtime:
         self.db = Database(self.settings.database)
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.secrets = SecretStore(self.db, self.settings)
-        self.journal = StoreJournal(
+        journal_type = StoreJournal if self.settings.persist else ephemeral.DiscardingJournal
+        self.journal = journal_type(
             self.db,
             max_result_bytes=self.settings.max_result_bytes,
             redact=self.secrets.redactor.text,
         )
         self.metrics = metrics
+        self.limits = ExecutionLimits(self.settings.max_concurrency, self.settings.max_queued)
         journal: Journal = self.journal if metrics is None else Journals([self.journal, metrics])
+        if metrics is not None:
+            metrics.watch(self.limits)
         self.engine = Engine(
             journal=journal,
             secrets=self.secrets.values,
@@ -93,8 +109,8 @@ class Runtime:
         self._background: set[asyncio.Task[Any]] = set()
         self.webhooks = webhook_index.WebhookIndex()
         self.triggers = TriggerManager(self)
-        self._documents: dict[int, tuple[Plan, dict[str, Any]]] = {}
-        self._plans: dict[tuple[str, int, datetime], Plan] = {}
+        self._documents = sources.Documents(self.secrets.redactor)
+        self._plans = sources.LatestPlans(self)
         self._renewer: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -150,6 +166,14 @@ class Runtime:
     def _lease_until(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.settings.lease_seconds)
 
+    async def shutdown(self, grace_s: float, *, also: Iterable["asyncio.Task[Any]"] = ()) -> int:
+        """Let background executions (and the tasks `also`) finish within `grace_s`, then park
+        the rest for the next start (see `lifecycle`); how many were left to resume."""
+        extra = set(also)
+        await lifecycle.drain(lambda: self._background | extra, grace_s)
+        await self.journal.flush()
+        return await executions.release_owned(self.db, owner=self.instance)
+
     # --- workflows ----------------------------------------------------------------------------
 
     def compile(self, workflow: Workflow, *, source: str | None = None) -> Plan:
@@ -164,29 +188,16 @@ class Runtime:
         if not wid:
             raise WorkflowInvalid([Problem(("id",), "a stored workflow needs an id")])
         definitions.checked(lambda: self.compile(workflow), workflow.triggers)
+        self._plans.forget()
         return await workflows.upsert(self.db, wid, workflow)
 
     async def import_folder(self, folder: Path) -> list[StoredWorkflow]:
-        """Store every `*.yaml`/`*.yml`/`*.json` workflow of a folder (id from the document,
-        else the file name); a file whose document is unchanged adds no version."""
-        loaded = await asyncio.to_thread(files.read_folder, folder)
-        stored = []
-        for path, workflow in loaded:
-            try:
-                wid = workflow.id or path.stem
-                stored.append(await self.save_workflow(workflow, workflow_id=wid))
-            except WorkflowInvalid as exc:
-                raise WorkflowInvalid(exc.problems, f"{path.name} is invalid") from None
-        return stored
+        """Store every workflow file of a folder (`folders.import_folder`)."""
+        return await folders.import_folder(self, folder)
 
     async def export_folder(self, folder: Path) -> list[Path]:
-        """Write every stored workflow to `folder/<id>.yaml` (the exact documents stored)."""
-        documents: list[tuple[str, dict[str, Any]]] = []
-        after: str | None = None
-        while page := await workflows.list_page(self.db, after=after, limit=200):
-            documents.extend((item.id, item.workflow.to_document()) for item in page)
-            after = page[-1].id
-        return await asyncio.to_thread(files.write_folder, folder, documents)
+        """Write every stored workflow to `folder/<id>.yaml` (`folders.export_folder`)."""
+        return await folders.export_folder(self, folder)
 
     # --- executions ---------------------------------------------------------------------------
 
@@ -201,13 +212,61 @@ class Runtime:
         prior: Mapping[str, NodeRecord] | None = None,
         parent_id: str | None = None,
         execution_id: str | None = None,
+        ticket: Ticket | None = None,
     ) -> ExecutionRecord:
-        """Store a new execution of `plan` and run it to the end.
+        """Store a new execution of `plan` and run it to the end (`queued` until the
+        concurrency limits give it a turn).
 
         With an `idempotency_key` seen before, the earlier execution's record is returned
         (waiting for it if it is still running here) and nothing new starts.
+
+        Raises:
+            Overloaded: too many executions wait already; nothing was stored.
         """
         execution_id = execution_id or new_execution_id()
+        execution_id, existing, ticket = await self._admit(
+            plan,
+            input,
+            execution_id=execution_id or new_execution_id(),
+            mode=mode,
+            workflow_version=workflow_version,
+            idempotency_key=idempotency_key,
+            parent_id=parent_id,
+            ticket=ticket,
+        )
+        if existing is not None:
+            await self.journal.flush()
+            return await executions.get_record(self.db, existing)
+        if prior:
+            try:
+                await self._copy_prior(execution_id, prior)
+            except BaseException:
+                ticket.release()
+                raise
+        return await self._run(
+            plan, input, execution_id=execution_id, mode=mode, prior=prior, ticket=ticket
+        )
+
+    async def _admit(
+        self,
+        plan: Plan,
+        input: JSON,
+        *,
+        execution_id: str,
+        mode: str,
+        workflow_version: int | None,
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+        ticket: Ticket | None = None,
+    ) -> tuple[str, str | None, Ticket]:
+        """Take a turn under the concurrency limits and store the new execution's row:
+        `(execution_id, None, ticket)`; for an idempotency key seen before, the existing
+        execution's id as the second item (and the turn given back).
+
+        Raises:
+            Overloaded: too many executions wait already; nothing was stored.
+        """
+        ticket = ticket or self.limits.enter(plan.workflow_id, plan.workflow.settings.concurrency)
         row = self._new_row(
             plan,
             input,
@@ -216,18 +275,21 @@ class Runtime:
             workflow_version=workflow_version,
             idempotency_key=idempotency_key,
             parent_id=parent_id,
+            queued=ticket.queued,
         )
-        if idempotency_key is None:
-            # the common case joins the journal's next group commit
-            self.journal.execution_created(row)
-        else:
+        try:
+            if idempotency_key is None:
+                # the common case joins the journal's next group commit
+                self.journal.execution_created(row)
+                return execution_id, None, ticket
             stored_id, created = await executions.create_row(self.db, row)
-            if not created:
-                await self.journal.flush()
-                return await executions.get_record(self.db, stored_id)
-        if prior:
-            await self._copy_prior(execution_id, prior)
-        return await self._run(plan, input, execution_id=execution_id, mode=mode, prior=prior)
+        except BaseException:
+            ticket.release()
+            raise
+        if not created:
+            ticket.release()
+            return stored_id, stored_id, ticket
+        return execution_id, None, ticket
 
     def _new_row(
         self,
@@ -239,20 +301,21 @@ class Runtime:
         workflow_version: int | None,
         idempotency_key: str | None = None,
         parent_id: str | None = None,
+        queued: bool = False,
     ) -> dict[str, Any]:
         """The row of a new execution this process runs (leased to it)."""
         return {
             "id": execution_id,
             "workflow_id": plan.workflow_id,
             "workflow_version": workflow_version,
-            "status": ExecutionStatus.RUNNING.value,
+            "status": (ExecutionStatus.QUEUED if queued else ExecutionStatus.RUNNING).value,
             "mode": mode,
             "input": input,
             "output": None,
             "error": None,
             "response": None,
             "nodes": None,
-            **self._document(plan),
+            **self._documents.fields(plan),
             "source": plan.source,
             "idempotency_key": idempotency_key,
             "parent_id": parent_id,
@@ -264,20 +327,6 @@ class Runtime:
             "lease_until": self._lease_until(),
             "created_at": datetime.now(UTC),
         }
-
-    def _document(self, plan: Plan) -> dict[str, Any]:
-        """The plan's workflow document as JSON text and its hash (computed once per plan:
-        every execution refers to it)."""
-        cached = self._documents.get(id(plan))
-        if cached is None or cached[0] is not plan:
-            if len(self._documents) > 1000:
-                self._documents.clear()
-            text = tables.Encoded(
-                self.secrets.redactor.text(tables.encode(plan.workflow.to_document()))
-            )
-            fields = {"document": text, "document_hash": tables.document_hash(text)}
-            cached = self._documents[id(plan)] = (plan, fields)
-        return cached[1]
 
     async def _copy_prior(self, execution_id: str, prior: Mapping[str, NodeRecord]) -> None:
         for node_id, record in prior.items():
@@ -292,13 +341,22 @@ class Runtime:
         execution_id: str,
         mode: str,
         prior: Mapping[str, NodeRecord] | None,
+        ticket: Ticket | None = None,
     ) -> ExecutionRecord:
-        self._mine.add(execution_id)
-        try:
-            record = await self.engine.execute(
-                plan, input, mode=mode, execution_id=execution_id, prior=prior
+        if ticket is None:  # accepted before (a resume): it waits for a turn, never refused
+            ticket = self.limits.enter(
+                plan.workflow_id, plan.workflow.settings.concurrency, bounded=False
             )
+        self._mine.add(execution_id)  # leased (and renewed) while it waits, too
+        try:
+            with bind_execution(execution_id, plan.workflow_id):
+                await ticket.wait()
+                record = await self.engine.execute(
+                    plan, input, mode=mode, execution_id=execution_id, prior=prior
+                )
+                lifecycle.log_finished(record)
         finally:
+            ticket.release()
             self._mine.discard(execution_id)
         return record
 
@@ -321,40 +379,33 @@ class Runtime:
         mode: str = "manual",
         idempotency_key: str | None = None,
     ) -> str:
-        """Start a stored workflow without waiting; its execution id (stored before return)."""
+        """Start a stored workflow without waiting; its execution id, once its row is stored
+        (an idempotency key seen before returns the first execution's id, starting nothing).
+
+        Raises:
+            Overloaded: too many executions wait already; nothing was stored.
+        """
         plan, version = await self._latest_plan(workflow_id)
-        if idempotency_key is not None:
-            existing = await executions.find_by_idempotency_key(self.db, idempotency_key)
-            if existing is not None:
-                return existing
-        execution_id = new_execution_id()
+        execution_id, existing, ticket = await self._admit(
+            plan,
+            input,
+            execution_id=new_execution_id(),
+            mode=mode,
+            workflow_version=version,
+            idempotency_key=idempotency_key,
+        )
+        if existing is not None:
+            return existing
         self._spawn(
-            self.execute(
-                plan,
-                input,
-                mode=mode,
-                workflow_version=version,
-                idempotency_key=idempotency_key,
-                execution_id=execution_id,
-            ),
+            self._run(plan, input, execution_id=execution_id, mode=mode, prior=None, ticket=ticket),
             name=f"execution:{execution_id}",
         )
-        await asyncio.sleep(0)  # let it queue its row before the caller answers
         await self.journal.flush()
         return execution_id
 
     async def _latest_plan(self, workflow_id: str) -> tuple[Plan, int]:
-        """The compiled latest version of a stored workflow. Versions never change, so each is
-        compiled once; the database is still asked which version is the latest. The creation
-        time is part of the key: a deleted and re-created workflow starts at version 1 again."""
-        stored = await workflows.get(self.db, workflow_id)
-        key = (workflow_id, stored.version, stored.created_at)
-        plan = self._plans.get(key)
-        if plan is None:
-            if len(self._plans) >= 1000:
-                self._plans.clear()
-            plan = self._plans[key] = self.compile(stored.workflow)
-        return plan, stored.version
+        """The compiled latest version of a stored workflow (see `sources.LatestPlans`)."""
+        return await self._plans.latest(workflow_id)
 
     async def run_workflow(
         self,
@@ -380,196 +431,23 @@ class Runtime:
         await self.journal.flush()
         return await executions.page(self.db, **filters)
 
-    async def resume_interrupted(self) -> list[ExecutionRecord]:
-        """Finish every execution a crash or restart left unfinished, from its stored results.
-
-        Only executions whose lease ran out are taken, so executions that another live process
-        is running are left alone. Finished nodes are not re-run.
-        """
-        await self.journal.flush()
-        now = datetime.now(UTC)
-        claimed: list[StoredExecution] = []
-        for item, owner, lease_until in await executions.unfinished(self.db):
-            if item.execution_id in self._mine:
-                continue  # this process runs it
-            dead = owner if owner and leases.owner_is_dead(owner) else None
-            if owner and not dead and lease_until is not None and lease_until >= now:
-                continue  # a live process runs it
-            if await executions.claim(
-                self.db,
-                item.execution_id,
-                owner=self.instance,
-                until=self._lease_until(),
-                now=now,
-                dead_owner=dead,
-            ):
-                claimed.append(item)
-        if not claimed:
-            return []
-        return list(await asyncio.gather(*(self._resume(item) for item in claimed)))
-
-    async def resume_now(
-        self, execution_id: str, payload: JSON = None, *, node: str | None = None
-    ) -> ExecutionRecord:
-        """Resume one `waiting` execution at once: its std/wait nodes get `payload` (only
-        `node`, if given); with none waiting for a resume, parked timers end now.
-
-        Raises:
-            Conflict: the execution is not waiting, or is being resumed elsewhere.
-            InvalidInput: `node` is not a std/wait node waiting in this execution.
-        """
-        return await self._resume_claimed(*await self.claim_resume(execution_id, payload, node))
-
-    async def resume_later(
-        self, execution_id: str, payload: JSON = None, *, node: str | None = None
-    ) -> None:
-        """Like `resume_now`, but return once the resume is claimed; it runs in the background."""
-        claimed = await self.claim_resume(execution_id, payload, node)
-        self._spawn(self._resume_claimed(*claimed), name=f"resume:{execution_id}")
-
     def _spawn(self, work: "Coroutine[Any, Any, Any]", *, name: str) -> None:
         """Run `work` as a task this Runtime owns (`close()` waits for it)."""
         task = asyncio.create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def claim_resume(
-        self, execution_id: str, payload: JSON = None, node: str | None = None
-    ) -> tuple[StoredExecution, dict[str, NodeRecord]]:
-        """Claim a `waiting` execution for a resume and hand the payload to its records (the
-        first half of `resume_now`; the API answers in between when it does not wait)."""
-        await self.journal.flush()
-        item = await executions.get_stored(self.db, execution_id)
-        if item.status is not ExecutionStatus.WAITING:
-            raise Conflict(f"execution {execution_id} is {item.status.value}, not waiting")
-        prior = await executions.node_records(self.db, execution_id)
-        now = self.engine.clock.now()
-        if not reruns.apply_resume(prior, payload, now=now.isoformat(), node=node):
-            raise InvalidInput(
-                f"node {node!r} is not waiting for a resume in execution {execution_id}",
-                details={"node": node},
-            )
-        claimed = await executions.claim(
-            self.db,
-            execution_id,
-            owner=self.instance,
-            until=self._lease_until(),
-            now=now,
-            status=ExecutionStatus.WAITING,
-        )
-        if not claimed or execution_id in self._mine:
-            raise Conflict(f"execution {execution_id} is already being resumed")
-        self._mine.add(execution_id)  # no await since the check: a second resume here fails
-        return item, prior
-
-    async def _resume_claimed(
-        self, item: StoredExecution, prior: dict[str, NodeRecord]
-    ) -> ExecutionRecord:
-        """Run a claimed execution on from its stored records."""
-        plan = compile_document(item.document, self.registry, source=item.source)
-        return await self._run(
-            plan, item.input, execution_id=item.execution_id, mode=item.mode, prior=prior
-        )
-
     # --- triggers -------------------------------------------------------------------------------
 
     async def refresh_triggers(self) -> None:
-        """Rebuild the webhook index; (re)start or stop the triggers of changed workflows."""
+        """Rebuild the webhook index; (re)start or stop the triggers of changed workflows (and
+        forget which versions were the latest: the API calls this after every change)."""
+        self._plans.forget()
         await self.triggers.refresh()
 
     def webhook_for(self, path: str, method: str) -> tuple[str, dict[str, Any]] | None:
         """(workflow id, trigger) of the active webhook trigger for this path and method."""
         return self.webhooks.find(path, method)
-
-    async def resume_due(self) -> list[ExecutionRecord]:
-        """Resume every `waiting` execution whose timer is due (a parked std/delay)."""
-        await self.journal.flush()
-        now = self.engine.clock.now()
-        claimed = [
-            item
-            for item in await executions.waiting(self.db, due_before=now)
-            if item.execution_id not in self._mine
-            and await executions.claim(
-                self.db, item.execution_id, owner=self.instance, until=self._lease_until(), now=now
-            )
-        ]
-        if not claimed:
-            return []
-        return list(await asyncio.gather(*(self._resume(item) for item in claimed)))
-
-    async def run_timers(self, *, poll_s: float = 1.0) -> None:
-        """Resume waiting executions as they fall due, until cancelled (a server runs this)."""
-        while True:
-            with contextlib.suppress(Unavailable):
-                await self.resume_due()
-            await asyncio.sleep(poll_s)
-
-    async def _resume(self, item: StoredExecution) -> ExecutionRecord:
-        self._mine.add(item.execution_id)
-        prior = await executions.node_records(self.db, item.execution_id)
-        return await self._resume_claimed(item, prior)
-
-    async def retry(self, execution_id: str) -> ExecutionRecord:
-        """Re-run a failed execution from its failed nodes, as a new execution.
-
-        Nodes that succeeded (or were routed) keep their results; the new execution's
-        `parent_id` points at the old one.
-
-        Raises:
-            Conflict: the execution has not failed.
-        """
-        await self.journal.flush()
-        stored = await executions.get_stored(self.db, execution_id)
-        if stored.status not in (ExecutionStatus.ERROR, ExecutionStatus.CANCELLED):
-            raise Conflict(
-                f"execution {execution_id} is {stored.status.value}: only failed or "
-                "cancelled executions can be retried"
-            )
-        records = await executions.node_records(self.db, execution_id)
-        prior = {k: r for k, r in records.items() if reruns.reusable(r)}
-        plan = compile_document(stored.document, self.registry, source=stored.source)
-        return await self.execute(
-            plan,
-            stored.input,
-            mode="retry",
-            parent_id=execution_id,
-            workflow_version=stored.workflow_version,
-            prior=prior,
-        )
-
-    async def fork(
-        self, execution_id: str, node_id: str, *, latest: bool = False
-    ) -> ExecutionRecord:
-        """Re-run an execution from `node_id` on: that node and everything after it run again,
-        earlier results are reused. With `latest`, on the workflow's newest version.
-
-        Raises:
-            InvalidInput: the node does not exist in the workflow run.
-        """
-        await self.journal.flush()
-        stored = await executions.get_stored(self.db, execution_id)
-        version = stored.workflow_version
-        if latest and stored.workflow_id:
-            current = await workflows.get(self.db, stored.workflow_id)
-            plan = compile_workflow(current.workflow, self.registry, source=stored.source)
-            version = current.version
-        else:
-            plan = compile_document(stored.document, self.registry, source=stored.source)
-        if node_id not in plan.by_id:
-            raise InvalidInput(
-                f"node {node_id!r} is not in the workflow", details={"node": node_id}
-            )
-        rerun = reruns.downstream(plan, node_id)
-        records = await executions.node_records(self.db, execution_id)
-        prior = {k: r for k, r in records.items() if k not in rerun and reruns.reusable(r)}
-        return await self.execute(
-            plan,
-            stored.input,
-            mode="fork",
-            parent_id=execution_id,
-            workflow_version=version,
-            prior=prior,
-        )
 
     # --- retention ----------------------------------------------------------------------------
 

@@ -39,6 +39,17 @@ class Settings:
         public_url_base: the server's URL as others reach it (CONV3N_PUBLIC_URL), used in
             `$execution.resume_url`; default `http://{host}:{port}`.
         blocks_dir: the folder of process blocks, one subfolder per manifest (CONV3N_BLOCKS_DIR).
+        max_concurrency: executions running at once in this process (CONV3N_MAX_CONCURRENCY).
+        max_queued: executions that may wait for a turn; past it new ones get 429
+            (CONV3N_MAX_QUEUED).
+        shutdown_grace_seconds: how long `serve` lets running executions finish on SIGTERM
+            before it leaves them for the next start to resume (CONV3N_SHUTDOWN_GRACE_SECONDS).
+        max_request_bytes: the largest /api/* request body (CONV3N_MAX_REQUEST_BYTES).
+        log_format: `json`, `console`, or None for console on a terminal and JSON otherwise
+            (CONV3N_LOG_FORMAT).
+        log_level: the least severe level logged (CONV3N_LOG_LEVEL, default info).
+        persist: False stores no executions at all (CONV3N_PERSIST=off; benchmarks only:
+            nothing can be listed, resumed or retried).
     """
 
     data_dir: Path = Path(".conv3n")
@@ -59,6 +70,13 @@ class Settings:
     cache_dir_path: Path | None = None
     public_url_base: str | None = None
     blocks_dir_path: Path | None = None
+    max_concurrency: int = 100
+    max_queued: int = 1000
+    shutdown_grace_seconds: float = 10
+    max_request_bytes: int = 10 * 1024 * 1024
+    log_format: str | None = None
+    log_level: str = "info"
+    persist: bool = True
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -89,6 +107,15 @@ class Settings:
             "cache_dir_path": _path(env, "CONV3N_CACHE_DIR"),
             "public_url_base": (env.get("CONV3N_PUBLIC_URL") or "").strip().rstrip("/") or None,
             "blocks_dir_path": _path(env, "CONV3N_BLOCKS_DIR"),
+            "max_concurrency": _number(env, "CONV3N_MAX_CONCURRENCY", 100, 1),
+            "max_queued": _number(env, "CONV3N_MAX_QUEUED", 1000, 0),
+            "shutdown_grace_seconds": _number(
+                env, "CONV3N_SHUTDOWN_GRACE_SECONDS", 10, 0, kind=float
+            ),
+            "max_request_bytes": _number(env, "CONV3N_MAX_REQUEST_BYTES", 10 * 1024 * 1024, 1),
+            "log_format": _choice(env, "CONV3N_LOG_FORMAT", ("json", "console")),
+            "log_level": _choice(env, "CONV3N_LOG_LEVEL", _LEVELS) or "info",
+            "persist": _choice(env, "CONV3N_PERSIST", ("on", "off")) != "off",
             "environ": env,
         }
         values.update(overrides)
@@ -129,6 +156,18 @@ class Settings:
     def visible_env(self) -> dict[str, str]:
         """The allow-listed variables that are set: what `$env` shows."""
         return {name: self.environ[name] for name in self.env_allow if name in self.environ}
+
+
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
+    text = (env.get(name) or "").strip().lower()
+    if not text:
+        return None
+    if text not in allowed:
+        raise InvalidInput(f"{name} must be one of {', '.join(allowed)} (got {text!r})")
+    return text
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

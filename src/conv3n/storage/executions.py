@@ -376,6 +376,19 @@ async def release(db: Database, execution_id: str, *, owner: str) -> None:
         )
 
 
+async def release_owned(db: Database, *, owner: str) -> int:
+    """Give up every lease `owner` holds on an unfinished (`queued` or `running`) execution,
+    so the next process resumes them at once; how many there were."""
+    statuses = [ExecutionStatus.QUEUED.value, ExecutionStatus.RUNNING.value]
+    async with db.write() as conn:
+        result = await conn.execute(
+            update(_E)
+            .where(_E.c.owner == owner, _E.c.status.in_(statuses))
+            .values(owner=None, lease_until=None)
+        )
+    return int(result.rowcount or 0)
+
+
 async def waiting(db: Database, *, due_before: datetime | None = None) -> list[StoredExecution]:
     """Executions parked as `waiting` (only those whose timer is due, if `due_before`)."""
     query = _WITH_DOCUMENT.where(_E.c.status == ExecutionStatus.WAITING.value)

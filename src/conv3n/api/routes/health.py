@@ -9,7 +9,11 @@ from conv3n.errors import NotFound
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+)
 async def metrics(request: Request) -> Response:
     """Prometheus text format (404 when the server runs without metrics)."""
     collected = request.app.state.runtime.metrics
@@ -21,12 +25,14 @@ async def metrics(request: Request) -> Response:
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
-    """`{"status": "ok"}`, or 503 when the database is unreachable."""
+    """`{"status": "ok"}`, or 503 when the database is unreachable; `executions` tells how
+    many run and wait for a turn, with the limits."""
     runtime = request.app.state.runtime
     database = await runtime.db.ping()
     body = {
         "status": "ok" if database else "unavailable",
         "version": __version__,
         "database": "ok" if database else "unreachable",
+        "executions": runtime.limits.snapshot(),
     }
     return JSONResponse(body, 200 if database else 503)

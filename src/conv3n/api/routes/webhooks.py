@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.routing import Route
 
 from conv3n.api import signatures
 from conv3n.errors import Conv3nError, InvalidInput, NotFound, SecretNotFound, Unauthorized
@@ -89,6 +90,17 @@ for _method in METHODS:
         methods=[_method],
         operation_id=f"webhook_{_method.lower()}",
     )
+
+
+async def _dispatch(request: Request) -> Response:
+    return await webhook(request, request.path_params["path"])
+
+
+def direct_route() -> Route:
+    """The same endpoint as a plain Starlette route, for the front of the app's routes: webhook
+    calls skip FastAPI's per-request machinery (dependency solving, response validation),
+    which `webhook` does not use; the FastAPI routes above stay for /openapi.json."""
+    return Route("/webhook/{path:path}", _dispatch, methods=METHODS, include_in_schema=False)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

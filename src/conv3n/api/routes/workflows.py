@@ -58,7 +58,7 @@ async def create_workflow(request: Request, document: dict[str, Any]) -> dict[st
 
 @router.get("/workflows/{workflow_id}")
 async def get_workflow(
-    request: Request, workflow_id: str, version: int | None = Query(None, ge=1)
+    request: Request, workflow_id: str, version: int | None = Query(None, ge=1, le=2**31 - 1)
 ) -> dict[str, Any]:
     """A workflow at its latest (or a given) version."""
     stored = await workflows.get(_runtime(request).db, workflow_id, version)

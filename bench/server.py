@@ -1,0 +1,315 @@
+"""Benchmark of `conv3n serve` (issue 4): webhook throughput and latency, memory, start time.
+
+    .venv/bin/python bench/server.py              # 10 s per point
+    .venv/bin/python bench/server.py --seconds 5  # shorter
+
+A real `conv3n serve` (SQLite in a temporary folder) answers a webhook -> std/transform ->
+std/respond workflow under `wrk` (Debian package `wrk`; `scripts/ensure_wrk.sh` installs it)
+at 1, 10 and 50 connections, with persistence on (every execution stored) and off
+(CONV3N_PERSIST=off: nothing stored). The raw ceiling is the same uvicorn stack, started the
+same way, answering a constant JSON from a three-line ASGI app. RSS is measured idle and at
+its peak under load (psutil); "ready" is the time from process start to /health answering.
+
+Prints a markdown table and writes bench/server_results.md. No figure is asserted by a test.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CONCURRENCY = (1, 10, 50)
+WORKFLOW = {
+    "version": 1,
+    "id": "bench",
+    "triggers": [{"type": "webhook", "path": "bench"}],
+    "nodes": [
+        {
+            "id": "shape",
+            "type": "std/transform",
+            "config": {"template": {"order": "{{ $input.body.order }}", "ok": True}},
+        },
+        {"id": "reply", "type": "std/respond", "config": {"status": 200, "body": "{{ $input }}"}},
+    ],
+    "connections": [{"from": "shape", "to": "reply"}],
+}
+BODY = json.dumps({"order": 42})
+RAW_APP = """
+import json, sys, uvicorn
+BODY = json.dumps({"order": 42, "ok": True}).encode()
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": BODY})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            lifespan="off", access_log=False)
+"""
+
+
+@dataclass
+class Point:
+    """One wrk run."""
+
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+@dataclass
+class Server:
+    """One measured server process."""
+
+    name: str
+    ready_s: float
+    idle_rss_mb: float
+    peak_rss_mb: float = 0.0
+    points: list[Point] = field(default_factory=list)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], started: float) -> float:
+    while time.monotonic() - started < 60:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            time.sleep(0.005)
+    raise SystemExit("the server did not become ready within 60 s")
+
+
+def rss_mb(proc: psutil.Process) -> float:
+    return float(proc.memory_info().rss) / 1024 / 1024
+
+
+def wrk(url: str, connections: int, seconds: float, script: Path) -> Point:
+    threads = min(2, connections)
+    done = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    text = done.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors += int(non2xx.group(1)) if non2xx else 0
+    return Point(connections, rps, latency(text, "50%"), latency(text, "99%"), errors)
+
+
+def latency(text: str, percentile: str) -> float:
+    match = re.search(rf"{re.escape(percentile)}\s+([\d.]+)(us|ms|s)\b", text)
+    if match is None:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def measure(
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    url_path: str,
+    ready_path: str,
+    seconds: float,
+    script: Path,
+    setup: bool,
+) -> Server:
+    started = time.monotonic()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ready = wait_ready(base + ready_path, proc, started)
+        if setup:
+            assert httpx.post(f"{base}/api/workflows", json=WORKFLOW).status_code == 201
+            assert httpx.post(f"{base}/api/workflows/bench/activate").status_code == 200
+            reply = httpx.post(
+                base + url_path, content=BODY, headers={"content-type": "application/json"}
+            )
+            assert reply.status_code == 200, reply.text
+        process = psutil.Process(proc.pid)
+        time.sleep(0.5)
+        server = Server(name, ready, rss_mb(process))
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                server.peak_rss_mb = max(server.peak_rss_mb, rss_mb(process))
+                stop.wait(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            for connections in CONCURRENCY:
+                server.points.append(wrk(base + url_path, connections, seconds, script))
+        finally:
+            stop.set()
+            sampler.join()
+        return server
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def table(servers: list[Server], seconds: float) -> str:
+    raw = {p.connections: p.rps for p in servers[0].points}
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    note = (
+        "The machine is shared with other work while this runs, so the figures are noisy "
+        "(compare the ratios to the raw ceiling of the same run)."
+    )
+    rows = [
+        f"Machine: {machine}; wrk {seconds:g} s per point. {note}",
+        "",
+        "| server | connections | req/s | % of raw | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for server in servers:
+        for p in server.points:
+            share = p.rps / raw[p.connections] * 100 if raw.get(p.connections) else float("nan")
+            rows.append(
+                f"| {server.name} | {p.connections} | {p.rps:,.0f} | {share:.0f} % | "
+                f"{p.p50_ms:.2f} | {p.p99_ms:.2f} | {p.errors} |"
+            )
+    rows += [
+        "",
+        "| server | ready (start to /health) | RSS idle | RSS peak under load |",
+        "|---|---|---|---|",
+    ]
+    for server in servers:
+        rows.append(
+            f"| {server.name} | {server.ready_s * 1000:.0f} ms | {server.idle_rss_mb:.0f} MB | "
+            f"{server.peak_rss_mb:.0f} MB |"
+        )
+    best_on = min(_share(servers, "conv3n, persistence on"), default=float("nan"))
+    best_off = min(_share(servers, "conv3n, persistence off"), default=float("nan"))
+    off_met, on_met = best_off >= 50, best_on >= 25
+    peak = max(s.peak_rss_mb for s in servers[1:])
+    ready = max(s.ready_s for s in servers[1:])
+    rows += [
+        "",
+        "| target | figure | met |",
+        "|---|---|---|",
+        f"| persistence off >= 50 % of raw (worst point) | {best_off:.0f} % | {_yes(off_met)} |",
+        f"| persistence on >= 25 % of raw (worst point) | {best_on:.0f} % | {_yes(on_met)} |",
+        f"| RSS <= 100 MB under load | {peak:.0f} MB | {_yes(peak <= 100)} |",
+        f"| ready < 1 s | {ready * 1000:.0f} ms | {_yes(ready < 1)} |",
+    ]
+    return "\n".join(rows)
+
+
+def _share(servers: list[Server], name: str) -> list[float]:
+    raw = {p.connections: p.rps for p in servers[0].points}
+    for server in servers:
+        if server.name == name:
+            return [
+                p.rps / raw[p.connections] * 100 for p in server.points if raw.get(p.connections)
+            ]
+    return []
+
+
+def _yes(met: bool) -> str:
+    return "yes" if met else "no"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per point")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        subprocess.run(["bash", str(ROOT / "scripts" / "ensure_wrk.sh")], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            f"wrk.body = '{BODY}'\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
+        raw_file = Path(tmp) / "raw_app.py"
+        raw_file.write_text(RAW_APP)
+        base_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CONV3N_LOG_LEVEL": "warning"}
+        base_env.pop("CONV3N_API_TOKEN", None)
+        servers = []
+        port = free_port()
+        servers.append(
+            measure(
+                "raw uvicorn (constant JSON)",
+                [sys.executable, str(raw_file), str(port)],
+                base_env,
+                port,
+                "/bench",
+                "/",
+                args.seconds,
+                script,
+                setup=False,
+            )
+        )
+        for persist in ("on", "off"):
+            port = free_port()
+            data = Path(tmp) / f"data-{persist}"
+            env = {**base_env, "CONV3N_DATA_DIR": str(data), "CONV3N_PERSIST": persist}
+            command = [sys.executable, "-m", "conv3n", "serve", "--port", str(port)]
+            servers.append(
+                measure(
+                    f"conv3n, persistence {persist}",
+                    command,
+                    env,
+                    port,
+                    "/webhook/bench",
+                    "/health",
+                    args.seconds,
+                    script,
+                    setup=True,
+                )
+            )
+    text = table(servers, args.seconds)
+    print(text)
+    (HERE / "server_results.md").write_text("## Server (bench/server.py)\n\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Where a server's executions get their workflows: `LatestPlans` (the compiled latest version
+of each stored workflow) and `Documents` (the stored copy every execution row refers to).
+std/subworkflow's source is `subworkflows.StoredWorkflows`."""
+
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from conv3n.compiler import Plan
+from conv3n.engine.redact import Redactor
+from conv3n.storage import tables, workflows
+
+if TYPE_CHECKING:
+    from conv3n.runtime.service import Runtime
+
+
+LATEST_TTL_S = 1.0
+"""How long the latest version of a workflow is taken as known without asking the database.
+Changes through this process's API or Runtime are seen at once (they call `forget()`);
+changes another process makes are seen within this time."""
+
+
+class LatestPlans:
+    """The compiled latest version of each stored workflow, for webhooks and runs.
+
+    Versions never change, so each is compiled once; which version is the latest is asked
+    again after `LATEST_TTL_S` (a webhook call then costs no database read). The creation
+    time is part of the key: a deleted and re-created workflow starts at version 1 again.
+    """
+
+    def __init__(self, runtime: "Runtime", *, keep: int = 1000):
+        self._runtime = runtime
+        self._keep = keep
+        self._compiled: dict[tuple[str, int, datetime], Plan] = {}
+        self._latest: dict[str, tuple[float, Plan, int]] = {}
+
+    async def latest(self, workflow_id: str) -> tuple[Plan, int]:
+        """(plan, version) of the workflow's latest version (WorkflowNotFound if absent)."""
+        known = self._latest.get(workflow_id)
+        if known is not None and known[0] > time.monotonic():
+            return known[1], known[2]
+        stored = await workflows.get(self._runtime.db, workflow_id)
+        key = (workflow_id, stored.version, stored.created_at)
+        plan = self._compiled.get(key)
+        if plan is None:
+            if len(self._compiled) >= self._keep:
+                self._compiled.clear()
+            plan = self._compiled[key] = self._runtime.compile(stored.workflow)
+        if len(self._latest) >= self._keep:
+            self._latest.clear()
+        self._latest[workflow_id] = (time.monotonic() + LATEST_TTL_S, plan, stored.version)
+        return plan, stored.version
+
+    def forget(self) -> None:
+        """Ask the database again next time (a workflow was saved, replaced or deleted)."""
+        self._latest.clear()
+
+
+class Documents:
+    """Each plan's workflow document as stored JSON text and its hash, computed once per plan:
+    every execution row refers to it (secret values masked)."""
+
+    def __init__(self, redactor: Redactor, *, keep: int = 1000):
+        self._redactor = redactor
+        self._keep = keep
+        self._cache: dict[int, tuple[Plan, dict[str, Any]]] = {}
+
+    def fields(self, plan: Plan) -> dict[str, Any]:
+        """`{"document": text, "document_hash": hash}` for an execution row of `plan`."""
+        cached = self._cache.get(id(plan))
+        if cached is None or cached[0] is not plan:
+            if len(self._cache) > self._keep:
+                self._cache.clear()
+            text = tables.Encoded(self._redactor.text(tables.encode(plan.workflow.to_document())))
+            fields = {"document": text, "document_hash": tables.document_hash(text)}
+            cached = self._cache[id(plan)] = (plan, fields)
+        return cached[1]

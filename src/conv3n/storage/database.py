@@ -7,9 +7,10 @@ deadlock upgrading a read lock). PostgreSQL uses psycopg 3, MariaDB/MySQL aiomys
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -79,6 +80,7 @@ class Database:
         self._options = options
         self._sync: Engine | None = None
         self._write_lock = asyncio.Lock()
+        self._checkpoint_lock = threading.Lock()
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine.sync_engine)
 
@@ -99,13 +101,16 @@ class Database:
                 _configure_sqlite(self._sync, autocheckpoint=False)
         return self._sync
 
-    def checkpoint(self) -> None:
-        """Copy the SQLite WAL into the database file (PASSIVE: never blocks writers).
+    def checkpoint(self, mode: Literal["PASSIVE", "TRUNCATE"] = "PASSIVE") -> None:
+        """Copy the SQLite WAL into the database file: PASSIVE never blocks writers; TRUNCATE
+        waits for them and empties the WAL file (retention, to shrink the files).
 
-        Blocking: run it in a thread. SQLite releases the GIL while it copies and syncs.
+        Blocking: run it in a thread (SQLite releases the GIL while it copies and syncs). One
+        checkpoint runs at a time: a second one would find the first holding SQLite's
+        checkpoint lock and give up without a word.
         """
-        with self.sync_engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        with self._checkpoint_lock, self.sync_engine.connect() as conn:
+            conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
 
     @property
     def is_sqlite(self) -> bool:

@@ -115,5 +115,7 @@ async def reclaim_space(db: Database) -> None:
     async with db.exclusive_driver_connection() as driver:
         # outside any transaction. Each step of incremental_vacuum frees one page and
         # execute() steps once, so it runs as a script (stepped to the end); then the WAL is
-        # checkpointed and truncated so the file itself shrinks
-        await driver.executescript("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
+        # checkpointed and truncated so the file itself shrinks (holding the write lock, so
+        # the journal does not write meanwhile)
+        await driver.executescript("PRAGMA incremental_vacuum;")
+        await asyncio.to_thread(db.checkpoint, "TRUNCATE")

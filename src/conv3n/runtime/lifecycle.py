@@ -40,8 +40,12 @@ async def drain(tasks: Callable[[], Collection["asyncio.Task[Any]"]], grace_s: f
 
 
 def log_finished(record: ExecutionRecord) -> None:
-    """One info line per finished (or parked) execution; failures are logged as warnings,
-    without a traceback (a failing workflow is the user's business, not a crash)."""
+    """One line per finished (or parked) execution: at debug when it went as expected (a busy
+    server finishes thousands a second), as a warning when it failed, without a traceback (a
+    failing workflow is the user's business, not a crash)."""
+    level = logging.DEBUG if record.status in _EXPECTED else logging.WARNING
+    if not log.isEnabledFor(level):
+        return
     fields: dict[str, Any] = {
         "status": record.status.value,
         "mode": record.mode,
@@ -51,5 +55,4 @@ def log_finished(record: ExecutionRecord) -> None:
         fields["error_type"] = record.error.type
         fields["error_node"] = record.error.node
         fields["error_message"] = record.error.message
-    level = logging.INFO if record.status in _EXPECTED else logging.WARNING
     log.log(level, "execution finished", extra=fields)

@@ -79,7 +79,7 @@ def flow(
 async def test_node_log_lines_are_json_with_the_execution_ids_and_no_secret(runtime, stream):
     from conv3n.model import Workflow
 
-    logs.configure(format="json", stream=stream)
+    logs.configure(format="json", level="debug", stream=stream)
     logs.use_redactor(runtime.secrets.redactor.value)
     await runtime.save_workflow(Workflow.model_validate(flow("talker")))
     record = await runtime.run_workflow("talker")
@@ -94,7 +94,7 @@ async def test_node_log_lines_are_json_with_the_execution_ids_and_no_secret(runt
     assert "timestamp" in node_line
     finished = next(e for e in parsed if e["event"] == "execution finished")
     assert finished["status"] == "success"
-    assert finished["level"] == "info"
+    assert finished["level"] == "debug"
     assert finished["execution_id"] == record.execution_id
     assert isinstance(finished["duration_ms"], float)
 

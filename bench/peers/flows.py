@@ -29,9 +29,9 @@ JS_SUM = (
 )
 
 
-def n8n_id(workflow: str) -> str:
-    """n8n workflow ids are 16 characters."""
-    return f"benchpeers{workflow}00000"[:16]
+def n8n_id(workflow: str, *, cli: bool = False) -> str:
+    """n8n workflow ids are 16 characters; `cli`: the variant `n8n execute` can start."""
+    return f"benchpeers{workflow}{'cli' if cli else ''}00000"[:16]
 
 
 def _uid(*parts: str) -> str:
@@ -98,7 +98,10 @@ def _n8n_if(workflow: str, name: str, x: int) -> dict[str, Any]:
     )
 
 
-def n8n_workflow(workflow: str) -> dict[str, Any]:
+def n8n_workflow(workflow: str, *, cli: bool = False) -> dict[str, Any]:
+    """Workflow (a)-(d) for n8n. `cli`: for `n8n execute`, which needs an Execute Workflow
+    Trigger to start from: the trigger and a Set node giving the webhook's `body` replace the
+    Webhook node, and there is no Respond to Webhook node."""
     webhook = _n8n_node(
         workflow,
         "Webhook",
@@ -165,19 +168,44 @@ def n8n_workflow(workflow: str) -> dict[str, Any]:
         {"respondWith": "json", "responseBody": body, "options": {}},
     )
     nodes = [webhook, *middle, reply]
+    if cli:
+        trigger = _n8n_node(
+            workflow, "Start", "executeWorkflowTrigger", 1.1, -200, {"inputSource": "passthrough"}
+        )
+        given = _n8n_node(
+            workflow,
+            "Input",
+            "set",
+            3.4,
+            0,
+            {
+                "assignments": {
+                    "assignments": [
+                        {
+                            "id": _uid(workflow, "input"),
+                            "name": "body",
+                            "type": "object",
+                            "value": '={{ { "name": "bench", "n": 3 } }}',
+                        }
+                    ]
+                },
+                "options": {},
+            },
+        )
+        nodes = [trigger, given, *middle]
     connections = {
         node["name"]: {"main": [[{"node": after["name"], "type": "main", "index": 0}]]}
         for node, after in itertools.pairwise(nodes)
     }
     return {
-        "id": n8n_id(workflow),
-        "name": f"bench ({workflow})",
+        "id": n8n_id(workflow, cli=cli),
+        "name": f"bench ({workflow}){' for n8n execute' if cli else ''}",
         "active": False,
         "nodes": nodes,
         "connections": connections,
         "settings": {"executionOrder": "v1"},
         "pinData": {},
-        "versionId": _uid(workflow, "version"),
+        "versionId": _uid(workflow, "version", str(cli)),
         "tags": [],
     }
 
@@ -314,6 +342,8 @@ def write_all() -> None:
     for workflow in "abcd":
         path = N8N_DIR / f"{workflow}.json"
         path.write_text(json.dumps(n8n_workflow(workflow), indent=2) + "\n")
+        path = N8N_DIR / f"{workflow}-cli.json"
+        path.write_text(json.dumps(n8n_workflow(workflow, cli=True), indent=2) + "\n")
     NODE_RED_FILE.parent.mkdir(parents=True, exist_ok=True)
     NODE_RED_FILE.write_text(json.dumps(node_red_flows(list("abcd")), indent=2) + "\n")
 

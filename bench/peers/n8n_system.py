@@ -5,7 +5,9 @@ Before the start, the workflows of bench/peers/workflows/n8n/ are imported with
 (n8n 2.x). Everything that phones home is off (PEERS.md's list); executions are saved as n8n
 does by default. `/healthz` answers before the webhooks are registered, so readiness is
 `/healthz/readiness` and the start figure is the first webhook answered. The one-shot figure is
-`n8n execute --id=ID`, run while the server is stopped.
+`n8n execute --id=ID`, run while the server is stopped, of each workflow's CLI variant (an
+Execute Workflow Trigger and the webhook's body instead of the Webhook node, no Respond node;
+`n8n execute` cannot start from a Webhook node).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class N8n(System):
                 "N8N_ENCRYPTION_KEY": "bench-peers-not-a-secret",
                 "N8N_SECURE_COOKIE": "false",
                 "N8N_LOG_LEVEL": "warn",
-                "WEBHOOK_URL": f"http://127.0.0.1:{self.port}/",
+                "N8N_WEBHOOK_URL": f"http://127.0.0.1:{self.port}/",
             }
         )
         return env
@@ -102,15 +104,35 @@ class N8n(System):
             shutil.rmtree(source)
         source.mkdir(parents=True)
         for workflow in workflows:
-            shutil.copy(WORKFLOWS / "n8n" / f"{workflow}.json", source / f"{workflow}.json")
+            for name in (f"{workflow}.json", f"{workflow}-cli.json"):
+                shutil.copy(WORKFLOWS / "n8n" / name, source / name)
         self._run_cli("import:workflow", "--separate", f"--input={source}")
         for workflow in workflows:
             self._run_cli("publish:workflow", f"--id={flows.n8n_id(workflow)}")
 
     def one_shot(self, workflow: str) -> list[float] | None:
+        """`n8n execute --id=ID --rawOutput` of the CLI variant. A run counts when it printed
+        the successful execution: n8n 2.41 on Node 24 sometimes dies of SIGSEGV while it shuts
+        down after the execution (its isolated-vm bridge starting late), which costs no time."""
+        env = self.env()
+        env["N8N_LOG_LEVEL"] = "info"  # the execution's JSON is printed at info level
+        command = self._cli("execute", f"--id={flows.n8n_id(workflow, cli=True)}", "--rawOutput")
         times = []
         for _ in range(ONE_SHOT_ROUNDS):
             started = time.perf_counter()
-            self._run_cli("execute", f"--id={flows.n8n_id(workflow)}")
+            done = subprocess.run(
+                command,
+                env=env,
+                cwd=self.work,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
             times.append(time.perf_counter() - started)
+            if '"status": "success"' not in done.stdout:
+                raise RuntimeError(
+                    f"n8n execute ({workflow}) failed ({done.returncode}):\n"
+                    f"{done.stdout[-1500:]}\n{done.stderr[-1500:]}"
+                )
         return times

@@ -234,12 +234,12 @@ def main() -> int:
         conv3n.stop()
         if upstream is not None:
             upstream.stop()
-    result = shares(raw.read_text())
+    found = shares(raw.read_text())
     print(
         f"Workflow ({args.workflow}), {args.connections} connections, {args.seconds:g} s; "
         f"collapsed stacks: {raw}; speedscope: {speedscope}\n"
     )
-    print(table(result))
+    print(table(found))
     return 0
 
 

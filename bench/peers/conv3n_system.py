@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import yaml
 from load import BODY
-from system import WORKFLOWS, System
+from system import HERE, WORKFLOWS, System
 
 ONE_SHOT_ROUNDS = 5
 
@@ -26,12 +26,27 @@ class Conv3n(System):
     name = "conv3n"
     label = "conv3n"
 
-    def __init__(self, work: Path, port: int, python: str = sys.executable) -> None:
+    def __init__(
+        self, work: Path, port: int, python: str = sys.executable, variant: str = "base"
+    ) -> None:
         super().__init__(work, port)
         self.python = python
+        self.variant = variant  # "base", or an experiment of webhook_cpu.py (profiling only)
         self.data_dir = work / "conv3n-data"
 
     def command(self) -> list[str]:
+        if self.variant != "base":
+            launcher = str(HERE / "serve_variant.py")
+            return [
+                self.python,
+                launcher,
+                self.variant,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ]
         return [
             self.python,
             "-m",

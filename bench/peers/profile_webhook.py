@@ -32,30 +32,30 @@ from load import run_wrk, write_lua
 LAYERS = [
     (
         "journal/SQLite (storage, SQLAlchemy, sqlite3)",
-        r"conv3n/storage/|sqlalchemy/|aiosqlite/|/sqlite3/|alembic/",
+        r"conv3n/storage/|sqlalchemy/|aiosqlite/|(^|/)sqlite3/|alembic/|greenlet",
     ),
-    ("JSON (json, orjson callers)", r"/json/"),
+    ("JSON (json; orjson is C, seen as its caller)", r"(^|/)json/"),
     ("expressions (conv3n.expr)", r"conv3n/expr/"),
     (
-        "engine (engine, blocks, sdk, compiler)",
+        "engine (engine, blocks, sdk, compiler, model)",
         r"conv3n/engine/|conv3n/blocks/|conv3n/sdk/|conv3n/compiler/|conv3n/model",
     ),
     ("runtime (conv3n.runtime: executions, webhooks index)", r"conv3n/runtime/"),
     ("webhook handler (conv3n.api)", r"conv3n/api/"),
     (
         "metrics and logs (prometheus_client, logging, structlog)",
-        r"prometheus_client/|/logging/|structlog/|conv3n/observability/",
+        r"prometheus_client/|(^|/)logging/|structlog/|conv3n/observability/",
     ),
     ("pydantic (models, validation)", r"pydantic/|pydantic_core/"),
     ("Starlette/FastAPI (routing, request, response)", r"starlette/|fastapi/|anyio/"),
     ("uvicorn/httptools (HTTP parsing, transport)", r"uvicorn/|httptools/|h11/"),
-    ("asyncio event loop", r"/asyncio/|uvloop/"),
+    ("asyncio event loop and sockets", r"(^|/)asyncio/|uvloop/|(^|/)selectors\.py"),
 ]
 # leaves where a thread waits (py-spy's idle detection misses waits inside C calls)
 IDLE = re.compile(r"^(EpollSelector\.select|select|_worker|Condition\.wait|Queue\.get) ")
-STDLIB = re.compile(r"/lib/python3\.\d+/(?!site-packages)")
+STDLIB_NAMES = frozenset(sys.stdlib_module_names)
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
-OTHER = "other (httpx, stdlib, ...)"
+OTHER = "other libraries (httpx, typer, ...)"
 
 
 def _aiosqlite_waits(leaf: str) -> bool:
@@ -74,6 +74,19 @@ def _aiosqlite_waits(leaf: str) -> bool:
 _TX_GET_LINE: int | None = None
 
 
+def _stdlib(file: str) -> bool:
+    """Whether a frame's file is the standard library's (py-spy shortens the paths of the
+    standard library and site-packages alike, so the module name decides)."""
+    if file.startswith("<frozen"):
+        return True
+    if "site-packages/" in file:
+        return False
+    if "/lib/python3" in file:
+        return True
+    top = file.split("/", 1)[0].removesuffix(".py")
+    return top in STDLIB_NAMES
+
+
 def layer_of(file: str) -> str | None:
     for name, pattern in LAYERS:
         if re.search(pattern, file):
@@ -89,7 +102,7 @@ def classify(stack: list[str]) -> tuple[str, set[str]]:
         layer = layer_of(file)
         if layer is not None:
             return layer, present
-        if not STDLIB.search(file):  # a library frame outside every layer
+        if not _stdlib(file):  # a library frame outside every layer
             return OTHER, present
     return OTHER, present
 
@@ -200,12 +213,15 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--port", type=int, default=18685)
     parser.add_argument("--root", type=Path, default=install.DEFAULT_ROOT)
+    parser.add_argument(
+        "--variant", default="base", help="a webhook_cpu.py experiment, e.g. plan-cache"
+    )
     args = parser.parse_args()
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     args.root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="profile-", dir=args.root))
     lua = write_lua(work)
-    conv3n = Conv3n(work, args.port)
+    conv3n = Conv3n(work, args.port, variant=args.variant)
     upstream = None
     if args.workflow == "d":
         from system import Ceiling

@@ -46,9 +46,11 @@ def _ceiling(results: dict[str, Any], loop: str, conns: str) -> dict[str, Any] |
 
 
 def _rps(run: dict[str, Any] | None) -> str:
-    return (
-        "—" if run is None else f"{run['rps']:,.0f}" if run["rps"] >= 100 else f"{run['rps']:.1f}"
-    )
+    if run is None:
+        return "—"
+    if not run["requests"]:
+        return "0 (none answered)"
+    return f"{run['rps']:,.0f}" if run["rps"] >= 100 else f"{run['rps']:.1f}"
 
 
 def _ms(value: float) -> str:
@@ -56,7 +58,7 @@ def _ms(value: float) -> str:
 
 
 def _latency(run: dict[str, Any] | None) -> str:
-    if run is None:
+    if run is None or not run["requests"]:
         return "—"
     text = f"{_ms(run['p50_ms'])} / {_ms(run['p99_ms'])}"
     errors = run["non_2xx"] + run["socket_errors"]
@@ -64,7 +66,7 @@ def _latency(run: dict[str, Any] | None) -> str:
 
 
 def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
-    if a is None or b is None or not b["rps"]:
+    if a is None or b is None or not b["rps"] or not a["rps"]:
         return "—"
     value = a["rps"] / b["rps"]
     return f"{value:,.0f}x" if value >= 10 else f"{value:.2g}x"
@@ -109,6 +111,19 @@ def _intro(results: dict[str, Any]) -> list[str]:
         "answering a constant JSON (bench/peers/ceiling.py), measured in the same run; "
         "`conv3n serve` itself runs on the asyncio loop, so both loops are shown.",
     ]
+    stamps = sorted(
+        entry["measured_at"]
+        for system in results.get("systems", {}).values()
+        for entry in system.get("workflows", {}).values()
+        if "measured_at" in entry
+    )
+    if stamps and stamps[0][:13] != stamps[-1][:13]:  # merged from runs hours or days apart
+        lines += [
+            "",
+            f"The figures come from runs between {stamps[0]} and {stamps[-1]} "
+            "(each workflow's `measured_at` in results.json); the raw ceiling is from the "
+            "latest run that measured it.",
+        ]
     if meta.get("quick"):
         lines += [
             "",
@@ -199,6 +214,9 @@ def _resources(results: dict[str, Any], workflows: list[str]) -> list[str]:
 def _notes(results: dict[str, Any]) -> list[str]:
     notes = []
     for key, label in SYSTEMS:
+        failed = results.get("systems", {}).get(key, {}).get("error")
+        if failed:
+            notes.append(f"- {label}: the run failed: {failed.splitlines()[0][:300]}")
         workflows = results.get("systems", {}).get(key, {}).get("workflows", {})
         for workflow, entry in sorted(workflows.items()):
             if entry.get("status") != "ok":
@@ -250,7 +268,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         axis = axes[index // columns][index % columns]
         for key, label in SYSTEMS:
             values = [(x, _run(results, key, workflow, c)) for x, c in zip(xs, conns, strict=True)]
-            points = [(x, run["rps"]) for x, run in values if run is not None]
+            points = [(x, run["rps"]) for x, run in values if run is not None and run["rps"]]
             if points:
                 color, marker, line = styles[key]
                 axis.plot(

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck imports unit bench bench-peers clean
+.PHONY: run test lint typecheck imports unit bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,14 +30,14 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests
 
 test: lint typecheck imports unit
+# conv3n next to n8n and Node-RED (installs them under /tmp/peers once; ~10 min per run),
+# not part of `make test`; e.g. make bench-peers ARGS="--systems conv3n --workflows c"
+.PHONY: bench-peers
+bench-peers: $(STAMP)
+	$(BIN)/python bench/peers/run.py $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
-
-# conv3n next to n8n and Node-RED (installs them under /tmp/peers once; ~10 min per run);
-# e.g. make bench-peers ARGS="--systems conv3n --workflows c"
-bench-peers: $(STAMP)
-	$(BIN)/python bench/peers/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

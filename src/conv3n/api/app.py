@@ -42,13 +42,12 @@ def create_app(runtime: Runtime, *, api_token: str | None = None) -> FastAPI:
             raise Unauthorized("a valid `Authorization: Bearer <token>` header is required")
 
     guarded = [Depends(authorize)]
-    # webhooks first: their requests are matched before the /api/* routes are tried
-    app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(workflows.router, prefix="/api", dependencies=guarded)
     app.include_router(executions.router, prefix="/api", dependencies=guarded)
     app.include_router(blocks.router, prefix="/api", dependencies=guarded)
     app.include_router(secrets.router, prefix="/api", dependencies=guarded)
+    app.include_router(webhooks.router)
     _error_handlers(app)
     return app
 

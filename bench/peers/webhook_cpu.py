@@ -103,25 +103,11 @@ async def load(app: Any, path: str, requests: int, concurrency: int) -> list[int
 def apply_variant(variant: str) -> None:
     """Experiments outside the webhook route, patched into this process only (to size them)."""
     parts = set(variant.split("+")) - {"base"}
-    unknown = parts - {"plan-cache", "pool", "version-check", "webhook-first"}
+    unknown = parts - {"plan-cache", "pool", "version-check"}
     if unknown:
         raise SystemExit(
-            f"--variant: unknown {sorted(unknown)} "
-            "(base, plan-cache, version-check, pool, webhook-first)"
+            f"--variant: unknown {sorted(unknown)} (base, plan-cache, version-check, pool)"
         )
-    if "webhook-first" in parts:  # the webhook routes matched before /docs and /api/*
-        import conv3n.api
-
-        original_create = conv3n.api.create_app
-
-        def create_first(runtime: Runtime, **options: Any) -> Any:
-            app = original_create(runtime, **options)
-            routes = app.router.routes
-            routes.insert(0, routes.pop())  # the webhooks router is included last
-            return app
-
-        global create_app
-        create_app = create_first
     if "pool" in parts:  # SQLite reads on a pool as large as the concurrency: no overflow churn
         import functools
 

@@ -40,6 +40,11 @@ unit: $(STAMP) $(BUN)
 	$(BIN)/pytest -q tests
 
 test: lint typecheck imports unit
+# conv3n next to n8n and Node-RED (installs them under /tmp/peers once; ~10 min per run),
+# not part of `make test`; e.g. make bench-peers ARGS="--systems conv3n --workflows c"
+.PHONY: bench-peers
+bench-peers: $(STAMP)
+	$(BIN)/python bench/peers/run.py $(ARGS)
 
 bench: $(STAMP) $(BUN)
 	bash scripts/ensure_wrk.sh

@@ -1,0 +1,341 @@
+"""The report of a peers run: the markdown section, the PNG chart, RESULTS.md's section.
+
+`section(results, image)` renders bench/peers/results.json as the markdown section
+"## Side by side with n8n and Node-RED (issue 6)"; `chart(results, path)` draws throughput
+against concurrency per workflow (log scale) for the three systems and the raw ceilings;
+`update_results_md(section)` replaces that section of bench/RESULTS.md (bench/engine.py's
+write_section). Rerender without measuring:
+
+    .venv/bin/python bench/peers/report.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+BENCH = HERE.parent
+HEADER = "## Side by side with n8n and Node-RED (issue 6)"
+SYSTEMS = [("conv3n", "conv3n"), ("n8n", "n8n"), ("node-red", "Node-RED")]
+CEILINGS = [("uvloop", "raw ceiling (uvloop)"), ("asyncio", "raw ceiling (asyncio loop)")]
+TITLES = {
+    "a": "(a) webhook → set 2 fields → respond",
+    "b": "(b) webhook → 20 set/condition → respond",
+    "c": "(c) webhook → code: sum 1,000 numbers → respond",
+    "d": "(d) webhook → HTTP call → transform → respond",
+}
+
+
+def _run(results: dict[str, Any], system: str, workflow: str, conns: str) -> dict[str, Any] | None:
+    entry = results.get("systems", {}).get(system, {}).get("workflows", {}).get(workflow, {})
+    run = entry.get("runs", {}).get(conns)
+    return run if isinstance(run, dict) else None
+
+
+def _skipped(results: dict[str, Any], system: str, workflow: str) -> bool:
+    entry = results.get("systems", {}).get(system, {}).get("workflows", {}).get(workflow)
+    return entry is not None and entry.get("status") != "ok"
+
+
+def _ceiling(results: dict[str, Any], loop: str, conns: str) -> dict[str, Any] | None:
+    run = results.get("ceiling", {}).get(loop, {}).get(conns)
+    return run if isinstance(run, dict) else None
+
+
+def _rps(run: dict[str, Any] | None) -> str:
+    if run is None:
+        return "—"
+    if not run["requests"]:
+        return "0 (none answered)"
+    return f"{run['rps']:,.0f}" if run["rps"] >= 100 else f"{run['rps']:.1f}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2g}" if value < 1 else f"{value:.1f}"
+
+
+def _latency(run: dict[str, Any] | None) -> str:
+    if run is None or not run["requests"]:
+        return "—"
+    text = f"{_ms(run['p50_ms'])} / {_ms(run['p99_ms'])}"
+    errors = run["non_2xx"] + run["socket_errors"]
+    return f"{text} (**{errors:,} errors**)" if errors else text
+
+
+def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    if a is None or b is None or not b["rps"] or not a["rps"]:
+        return "—"
+    value = a["rps"] / b["rps"]
+    return f"{value:,.0f}x" if value >= 10 else f"{value:.2g}x"
+
+
+def _share(a: dict[str, Any] | None, ceiling: dict[str, Any] | None) -> str:
+    if a is None or ceiling is None or not ceiling["rps"]:
+        return "—"
+    share = 100 * a["rps"] / ceiling["rps"]
+    return f"{share:.0f} %" if share >= 1 else f"{share:.2f} %"
+
+
+def _mib(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} MiB"
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f} s"
+
+
+def _intro(results: dict[str, Any]) -> list[str]:
+    meta = results["meta"]
+    machine, versions = meta["machine"], meta["versions"]
+    ran = ", ".join(
+        f"{label} {versions.get(key, '?')}"
+        for key, label in SYSTEMS
+        if key in results.get("systems", {})
+    )
+    lines = [
+        HEADER,
+        "",
+        f"Measured {meta['date']} on {machine['cores']} cores ({machine['cpu']}, "
+        f"{machine['memory_gib']} GiB) by `make bench-peers` (bench/peers/run.py): {ran}; "
+        f"Node {versions.get('node', '?')}, Python {versions['python']}, "
+        f"{versions['uvicorn']}, wrk {versions['wrk']}.",
+        "",
+        f"Each point: wrk, 1 thread, {meta['duration_s']:g} s after a warm-up, POST of "
+        '`{"name": "bench", "n": 3}` to 127.0.0.1; server and load share the machine. '
+        "conv3n stores every execution (SQLite, default settings); n8n runs with its defaults "
+        "(saves every execution, isolated expression engine); Node-RED keeps nothing. Latency "
+        "is p50 / p99 in ms. The raw ceiling is a bare ASGI app on uvicorn + httptools "
+        "answering a constant JSON (bench/peers/ceiling.py), measured in the same run; "
+        "`conv3n serve` itself runs on the asyncio loop, so both loops are shown.",
+    ]
+    stamps = sorted(
+        entry["measured_at"]
+        for system in results.get("systems", {}).values()
+        for entry in system.get("workflows", {}).values()
+        if "measured_at" in entry
+    )
+    if stamps and stamps[0][:13] != stamps[-1][:13]:  # merged from runs hours or days apart
+        lines += [
+            "",
+            f"The figures come from runs between {stamps[0]} and {stamps[-1]} "
+            "(each workflow's `measured_at` in results.json); the raw ceiling is from the "
+            "latest run that measured it.",
+        ]
+    if meta.get("quick"):
+        lines += [
+            "",
+            "**Smoke run (`--quick`): short points on a busy machine; these figures "
+            "are noise and only show that every path works. Run `make bench-peers` on a "
+            "quiet machine for figures.**",
+        ]
+    return lines
+
+
+def _throughput(results: dict[str, Any], workflows: list[str], conns: list[str]) -> list[str]:
+    lines = [
+        "",
+        "| workflow | conn. | conv3n req/s | n8n req/s | Node-RED req/s | ceiling req/s "
+        "| conv3n / n8n | conv3n / Node-RED | conv3n | n8n | Node-RED |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for workflow in workflows:
+        for c in conns:
+            mine, n8n, red = (_run(results, s, workflow, c) for s, _ in SYSTEMS)
+            ceiling = _ceiling(results, "uvloop", c)
+            lines.append(
+                f"| {workflow} | {c} | {_rps(mine)} | {_rps(n8n)} | {_rps(red)} | "
+                f"{_rps(ceiling)} | {_ratio(mine, n8n)} | {_ratio(mine, red)} | "
+                f"{_share(mine, ceiling)} | {_share(n8n, ceiling)} | {_share(red, ceiling)} |"
+            )
+    lines += [
+        "",
+        "The last three columns: each system's throughput as a share of the raw "
+        "ceiling (uvloop) at the same concurrency.",
+    ]
+    return lines
+
+
+def _latencies(results: dict[str, Any], workflows: list[str], conns: list[str]) -> list[str]:
+    lines = [
+        "",
+        "| workflow | conn. | conv3n p50 / p99 | n8n p50 / p99 | Node-RED p50 / p99 |",
+        "|---|---|---|---|---|",
+    ]
+    for workflow in workflows:
+        for c in conns:
+            cells = " | ".join(_latency(_run(results, s, workflow, c)) for s, _ in SYSTEMS)
+            lines.append(f"| {workflow} | {c} | {cells} |")
+    return lines
+
+
+def _ceiling_table(results: dict[str, Any], conns: list[str]) -> list[str]:
+    lines = [
+        "",
+        "| raw ceiling | " + " | ".join(f"{c} conn. req/s" for c in conns) + " |",
+        "|---|" + "---|" * len(conns),
+    ]
+    for loop, label in CEILINGS:
+        if loop in results.get("ceiling", {}):
+            cells = " | ".join(_rps(_ceiling(results, loop, c)) for c in conns)
+            lines.append(f"| {label} | {cells} |")
+    return lines
+
+
+def _resources(results: dict[str, Any], workflows: list[str]) -> list[str]:
+    lines = [
+        "",
+        "| system | RSS idle | RSS peak under load | start → healthy | "
+        "start → first webhook answered | one-shot CLI run, median |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, label in SYSTEMS:
+        entry = results.get("systems", {}).get(key)
+        if entry is None:
+            continue
+        shots = []
+        for workflow in workflows:
+            shot = entry.get("one_shot", {}).get(workflow)
+            if shot:
+                shots.append(f"{workflow}: {_seconds(shot['median_s'])}")
+        cli = {"conv3n": "`conv3n run` (of 5)", "n8n": "`n8n execute --id` (of 3)"}.get(key)
+        one_shot = f"{cli} {', '.join(shots)}" if shots and cli else "—"
+        start = entry.get("start", {})
+        lines.append(
+            f"| {label} | {_mib(entry.get('rss_idle_mib'))} | {_mib(entry.get('rss_peak_mib'))} "
+            f"| {_seconds(start.get('healthy_s'))} | {_seconds(start.get('first_webhook_s'))} "
+            f"| {one_shot} |"
+        )
+    return lines
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    notes = []
+    for key, label in SYSTEMS:
+        failed = results.get("systems", {}).get(key, {}).get("error")
+        if failed:
+            notes.append(f"- {label}: the run failed: {failed.splitlines()[0][:300]}")
+        workflows = results.get("systems", {}).get(key, {}).get("workflows", {})
+        for workflow, entry in sorted(workflows.items()):
+            if entry.get("status") != "ok":
+                notes.append(f"- {label} ({workflow}): skipped: {entry.get('note', '?')}")
+    return ["", "Not measured:", *notes] if notes else []
+
+
+def measured(results: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The workflows and concurrencies that any system has figures for."""
+    workflows: set[str] = set()
+    conns: set[str] = set()
+    for entry in results.get("systems", {}).values():
+        for workflow, data in entry.get("workflows", {}).items():
+            workflows.add(workflow)
+            conns.update(data.get("runs", {}))
+    conns.update(*(runs.keys() for runs in results.get("ceiling", {}).values()))
+    return sorted(workflows), sorted(conns, key=int)
+
+
+def section(results: dict[str, Any], image: str) -> str:
+    workflows, conns = measured(results)
+    lines = _intro(results)
+    lines += _throughput(results, workflows, conns)
+    lines += _latencies(results, workflows, conns)
+    lines += _ceiling_table(results, conns)
+    lines += _resources(results, workflows)
+    lines += _notes(results)
+    lines += ["", f"![throughput against concurrency]({image})"]
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workflows, conns = measured(results)
+    columns = 2 if len(workflows) > 1 else 1
+    rows = (len(workflows) + 1) // 2 if columns == 2 else 1
+    figure, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4.2 * rows), squeeze=False)
+    xs = list(range(len(conns)))
+    styles = {
+        "conv3n": ("#1f77b4", "o", "-"),
+        "n8n": ("#ff7f0e", "s", "-"),
+        "node-red": ("#d62728", "^", "-"),
+    }
+    for index, workflow in enumerate(workflows):
+        axis = axes[index // columns][index % columns]
+        for key, label in SYSTEMS:
+            values = [(x, _run(results, key, workflow, c)) for x, c in zip(xs, conns, strict=True)]
+            points = [(x, run["rps"]) for x, run in values if run is not None and run["rps"]]
+            if points:
+                color, marker, line = styles[key]
+                axis.plot(
+                    *zip(*points, strict=True),
+                    color=color,
+                    marker=marker,
+                    linestyle=line,
+                    label=label,
+                    linewidth=2,
+                )
+        for loop, label in CEILINGS:
+            values = [(x, _ceiling(results, loop, c)) for x, c in zip(xs, conns, strict=True)]
+            points = [(x, run["rps"]) for x, run in values if run is not None]
+            if points:
+                axis.plot(
+                    *zip(*points, strict=True),
+                    color="gray",
+                    marker=".",
+                    linestyle="--" if loop == "uvloop" else ":",
+                    label=label,
+                )
+        skipped = [label for key, label in SYSTEMS if _skipped(results, key, workflow)]
+        if skipped:
+            axis.text(
+                0.02,
+                0.02,
+                "not measured: " + ", ".join(skipped),
+                fontsize=8,
+                transform=axis.transAxes,
+                color="dimgray",
+            )
+        axis.set_yscale("log")
+        axis.set_xticks(xs, [f"{c}" for c in conns])
+        axis.set_xlabel("concurrent connections")
+        axis.set_ylabel("requests/s (log scale)")
+        axis.set_title(TITLES.get(workflow, workflow), fontsize=10)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8, loc="best")
+    for index in range(len(workflows), rows * columns):
+        axes[index // columns][index % columns].axis("off")
+    meta = results["meta"]
+    title = (
+        f"Webhook throughput, {meta['machine']['cores']} cores ({meta['machine']['cpu']}), "
+        f"{meta['date']}"
+    )
+    if meta.get("quick"):
+        title += " — smoke run, noisy"
+    figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def update_results_md(text: str, results_md: Path = BENCH / "RESULTS.md") -> None:
+    """Replace the section in bench/RESULTS.md (the helper of bench/engine.py)."""
+    sys.path.insert(0, str(BENCH))
+    from engine import write_section
+
+    write_section(text, results_md)
+
+
+def main() -> None:
+    results = json.loads((HERE / "results.json").read_text())
+    (HERE / "RESULTS-peers.md").write_text(section(results, "throughput.png"))
+    chart(results, HERE / "throughput.png")
+    print(section(results, "throughput.png"))
+
+
+if __name__ == "__main__":
+    main()

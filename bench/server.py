@@ -10,7 +10,7 @@ at 1, 10 and 50 connections, with persistence on (every execution stored) and of
 same way, answering a constant JSON from a three-line ASGI app. RSS is measured idle and at
 its peak under load (psutil); "ready" is the time from process start to /health answering.
 
-Prints a markdown table and writes bench/server_results.md. No figure is asserted by a test.
+Prints a markdown table (bench/run.py keeps it in RESULTS.md). No figure is asserted by a test.
 """
 
 import argparse
@@ -307,8 +307,7 @@ def main() -> None:
                 )
             )
     text = table(servers, args.seconds)
-    print(text)
-    (HERE / "server_results.md").write_text("## Server (bench/server.py)\n\n" + text + "\n")
+    print(text)  # `make bench` (bench/run.py) puts it into its section of RESULTS.md
 
 
 if __name__ == "__main__":

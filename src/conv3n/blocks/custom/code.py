@@ -87,3 +87,14 @@ def code_context(ctx: Context) -> dict[str, JSON]:
         "node_id": ctx.node_id,
         "attempt": ctx.attempt,
     }
+
+
+def apply_vars(ctx: Context, new: dict[str, JSON]) -> None:
+    """Write the code's changes of `ctx.vars` back to `$vars` (only what changed, so the node's
+    record keeps just those effects)."""
+    current = ctx.vars
+    for key in [key for key in current if key not in new]:
+        del current[key]
+    for key, value in new.items():
+        if key not in current or current[key] != value:
+            current[key] = value

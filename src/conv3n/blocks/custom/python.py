@@ -40,15 +40,6 @@ def _request(ctx: Context, config: "CodeConfig") -> bytes:
         raise BlockError(f"the node's input cannot be sent to the code: {exc}") from None
 
 
-def _apply_vars(ctx: Context, new: dict[str, JSON]) -> None:
-    current = ctx.vars
-    for key in [key for key in current if key not in new]:
-        del current[key]
-    for key, value in new.items():
-        if key not in current or current[key] != value:
-            current[key] = value
-
-
 async def run(ctx: Context, config: "CodeConfig") -> JSON:
     """Run `config.code`'s `main(ctx)` in a pooled worker and return its value.
 
@@ -77,5 +68,5 @@ async def run(ctx: Context, config: "CodeConfig") -> JSON:
     if reply.output:
         ctx.log.info("custom/code output:\n%s", reply.output)
     if new_vars is not None:
-        _apply_vars(ctx, new_vars)
+        code.apply_vars(ctx, new_vars)
     return value

@@ -47,16 +47,6 @@ def _log_console(ctx: Context, console: list[list[str]]) -> None:
             ctx.log.log(_LEVELS.get(entry[0], logging.INFO), "console.%s: %s", *entry)
 
 
-def _apply_vars(ctx: Context, new: dict[str, JSON]) -> None:
-    """Write the code's changes of `ctx.vars` back to `$vars`."""
-    current = ctx.vars
-    for key in [key for key in current if key not in new]:
-        del current[key]
-    for key, value in new.items():
-        if key not in current or current[key] != value:
-            current[key] = value
-
-
 async def run(ctx: Context, config: "CodeConfig") -> JSON:
     """Run `config.code`'s default export `main(ctx)` and return its value."""
     if not runtime.discovered():
@@ -80,7 +70,7 @@ async def run(ctx: Context, config: "CodeConfig") -> JSON:
     if reply.get("ok") is True:
         new_vars = reply.get("vars")
         if isinstance(new_vars, dict):
-            _apply_vars(ctx, new_vars)
+            code.apply_vars(ctx, new_vars)
         value: JSON = reply.get("value")
         return value
     error = reply.get("error")

@@ -1,7 +1,7 @@
 """`Runtime`: conv3n with storage — database, journal, secrets and engine wired together.
 
 The composition root for everything that remembers: `conv3n run --store`, the `executions`,
-`workflows`, `secrets` and `db` commands, and (later) the server. Use as an async context
+`workflows`, `secrets` and `db` commands, and the server. Use as an async context
 manager; it owns the database pool, the journal's writer task, the lease renewer and the engine.
 """
 
@@ -62,7 +62,8 @@ class Runtime(recovery.Recovery):
 
     Attributes:
         instance: this process's id in execution leases (`host:pid:random`).
-        redactor: masks the stored secrets' values (records, stored results, logs).
+        secrets: the stored secrets, their decrypted values (`$secrets`) and the redactor that
+            masks them in records, stored results and logs.
         limits: the concurrency limits and queue of this process's executions.
     """
 

@@ -3,7 +3,7 @@ timed out by the durable timer, resumed once under concurrent resumes."""
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from pydantic import BaseModel
@@ -14,6 +14,7 @@ from conv3n.model import ExecutionStatus, NodeStatus, Workflow
 from conv3n.runtime.service import Runtime
 from conv3n.sdk import BlockRegistry, block
 from conv3n.storage import Database, schema
+from tests.integration.storage.test_runtime import StepClock
 
 CALLS: Counter[str] = Counter()
 
@@ -26,17 +27,6 @@ class NoConfig(BaseModel):
 async def count(ctx, config: NoConfig):
     CALLS[ctx.node_id] += 1
     return {"calls": CALLS[ctx.node_id]}
-
-
-class StepClock:
-    def __init__(self) -> None:
-        self.moment = datetime(2030, 1, 1, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.moment
-
-    async def sleep(self, seconds: float) -> None:
-        self.moment += timedelta(seconds=seconds)
 
 
 @pytest.fixture

@@ -6,10 +6,7 @@ malformed ones for every operation. No request may give a 5xx, and every answer 
 what the schema declares (status codes, content types, bodies).
 """
 
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,8 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import ROOT, free_port
-from tests.e2e.test_serve import wait_healthy
+from tests.e2e.test_serve import launch, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -39,23 +35,7 @@ SEED = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("schemathesis")
-    port = free_port()
-    env = {
-        **os.environ,
-        "CONV3N_DATA_DIR": str(data),
-        "PYTHONPATH": str(ROOT / "src"),
-        "CONV3N_LOG_LEVEL": "warning",
-        "CONV3N_SHUTDOWN_GRACE_SECONDS": "1",
-    }
-    env.pop("CONV3N_API_TOKEN", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "conv3n", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
+    url, proc = launch(tmp_path_factory.mktemp("schemathesis"), CONV3N_SHUTDOWN_GRACE_SECONDS="1")
     try:
         wait_healthy(url, proc, timeout=60)
         assert httpx.post(f"{url}/api/workflows", json=SEED).status_code == 201

@@ -12,6 +12,27 @@ import pytest
 from tests.conftest import ROOT, free_port
 
 
+def launch(data: object, **env: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """A real `conv3n serve` on a free port with its data in `data` (no API token, warnings
+    only); its URL and process, not yet healthy (`wait_healthy`)."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "CONV3N_DATA_DIR": str(data),
+        "PYTHONPATH": str(ROOT / "src"),
+        "CONV3N_LOG_LEVEL": "warning",
+        **env,
+    }
+    environment.pop("CONV3N_API_TOKEN", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conv3n", "serve", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return f"http://127.0.0.1:{port}", proc
+
+
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> float:
     """Seconds until /health answered 200 (fails if the process exits or time runs out)."""
     start = time.monotonic()

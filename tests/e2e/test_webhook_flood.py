@@ -7,19 +7,15 @@ refusal path; either way no call may fail and no accepted execution may be missi
 """
 
 import asyncio
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
-from tests.e2e.test_serve import wait_healthy
+from tests.e2e.test_serve import launch, wait_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -76,23 +72,7 @@ def counts(database: Path) -> dict[tuple[str, str], int]:
 
 
 async def test_a_thousand_concurrent_webhook_calls_each_store_one_successful_execution(tmp_path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "CONV3N_DATA_DIR": str(tmp_path),
-        "PYTHONPATH": str(ROOT / "src"),
-        "CONV3N_MAX_CONCURRENCY": "20",
-        "CONV3N_MAX_QUEUED": "50",
-        "CONV3N_LOG_LEVEL": "warning",
-    }
-    env.pop("CONV3N_API_TOKEN", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "conv3n", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
+    url, proc = launch(tmp_path, CONV3N_MAX_CONCURRENCY="20", CONV3N_MAX_QUEUED="50")
     try:
         wait_healthy(url, proc, timeout=60)
         for document in (flow("later", "async"), flow("now", "sync")):

@@ -1,5 +1,6 @@
 """Execution ids: UUID version 7, unique, and sorted in the order they were made."""
 
+import os
 import time
 import uuid
 
@@ -44,3 +45,19 @@ def test_ids_stay_ordered_when_the_wall_clock_steps_back(monkeypatch: pytest.Mon
     second = new_execution_id()
     assert first < second
     assert uuid.UUID(second).version == 7
+
+
+def test_a_forked_child_draws_other_random_bits_than_its_parent():
+    new_execution_id()  # the parent holds a pool of random bytes now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_execution_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = new_execution_id()
+    low_bits = (1 << 62) - 1
+    assert uuid.UUID(child).int & low_bits != uuid.UUID(parent).int & low_bits

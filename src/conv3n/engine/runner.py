@@ -567,7 +567,9 @@ class Run:
         duration_ms: float | None = None,
     ) -> ExecutionRecord:
         final = status.is_final or status is ExecutionStatus.WAITING
-        return ExecutionRecord.model_construct(
+        # validated, and faster than model_construct: pydantic-core checks these few fields
+        # (user data is `Any`) quicker than model_construct's Python loop over them
+        return ExecutionRecord(
             execution_id=self.execution_id,
             workflow_id=self.plan.workflow_id,
             status=status,
@@ -593,4 +595,3 @@ class BodyFailed(Exception):
     def __init__(self, error: ErrorInfo):
         super().__init__(error.message)
         self.error = error
-

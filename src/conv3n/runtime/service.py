@@ -144,6 +144,7 @@ class Runtime(recovery.Recovery):
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.engine.aclose()
+        await self._plans.close()
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -189,8 +190,9 @@ class Runtime(recovery.Recovery):
         if not wid:
             raise WorkflowInvalid([Problem(("id",), "a stored workflow needs an id")])
         definitions.checked(lambda: self.compile(workflow), workflow.triggers)
-        self._plans.forget()
-        return await workflows.upsert(self.db, wid, workflow)
+        stored = await workflows.upsert(self.db, wid, workflow)
+        self._plans.forget()  # after: a read that ran during the upsert is not kept
+        return stored
 
     async def import_folder(self, folder: Path) -> list[StoredWorkflow]:
         """Store every workflow file of a folder (`folders.import_folder`)."""

@@ -2,6 +2,7 @@
 of each stored workflow) and `Documents` (the stored copy every execution row refers to).
 std/subworkflow's source is `subworkflows.StoredWorkflows`."""
 
+import asyncio
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 LATEST_TTL_S = 1.0
 """How long the latest version of a workflow is taken as known without asking the database.
 Changes through this process's API or Runtime are seen at once (they call `forget()`);
-changes another process makes are seen within this time."""
+changes another process makes are seen within this time (plus one database read)."""
 
 
 class LatestPlans:
@@ -26,6 +27,10 @@ class LatestPlans:
     Versions never change, so each is compiled once; which version is the latest is asked
     again after `LATEST_TTL_S` (a webhook call then costs no database read). The creation
     time is part of the key: a deleted and re-created workflow starts at version 1 again.
+
+    An expired entry is refreshed in the background while callers keep getting it: under
+    load, awaiting the read made every request of that moment wait for the database thread
+    (which waits for the GIL), a 100 ms stall each second at the 99th percentile.
     """
 
     def __init__(self, runtime: "Runtime", *, keep: int = 1000):
@@ -33,12 +38,30 @@ class LatestPlans:
         self._keep = keep
         self._compiled: dict[tuple[str, int, datetime], Plan] = {}
         self._latest: dict[str, tuple[float, Plan, int]] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._generation = 0
 
     async def latest(self, workflow_id: str) -> tuple[Plan, int]:
         """(plan, version) of the workflow's latest version (WorkflowNotFound if absent)."""
         known = self._latest.get(workflow_id)
-        if known is not None and known[0] > time.monotonic():
-            return known[1], known[2]
+        if known is None:
+            return await self._load(workflow_id)
+        if known[0] <= time.monotonic() and workflow_id not in self._refreshing:
+            self._refreshing[workflow_id] = asyncio.create_task(
+                self._refresh(workflow_id), name=f"conv3n-refresh-plan:{workflow_id}"
+            )
+        return known[1], known[2]
+
+    async def _refresh(self, workflow_id: str) -> None:
+        try:
+            await self._load(workflow_id)
+        except Exception:  # noqa: BLE001 - deleted, database away: the next call reads, raises
+            self._latest.pop(workflow_id, None)
+        finally:
+            self._refreshing.pop(workflow_id, None)
+
+    async def _load(self, workflow_id: str) -> tuple[Plan, int]:
+        generation = self._generation
         stored = await workflows.get(self._runtime.db, workflow_id)
         key = (workflow_id, stored.version, stored.created_at)
         plan = self._compiled.get(key)
@@ -46,14 +69,26 @@ class LatestPlans:
             if len(self._compiled) >= self._keep:
                 self._compiled.clear()
             plan = self._compiled[key] = self._runtime.compile(stored.workflow)
-        if len(self._latest) >= self._keep:
-            self._latest.clear()
-        self._latest[workflow_id] = (time.monotonic() + LATEST_TTL_S, plan, stored.version)
+        if generation == self._generation:  # no change was made while this read ran
+            if len(self._latest) >= self._keep:
+                self._latest.clear()
+            self._latest[workflow_id] = (time.monotonic() + LATEST_TTL_S, plan, stored.version)
         return plan, stored.version
 
     def forget(self) -> None:
         """Ask the database again next time (a workflow was saved, replaced or deleted)."""
+        self._generation += 1
         self._latest.clear()
+
+    async def settle(self) -> None:
+        """Wait for the refreshes in flight."""
+        await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop the refreshes in flight."""
+        for task in list(self._refreshing.values()):
+            task.cancel()
+        await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
 
 
 class Documents:

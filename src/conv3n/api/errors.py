@@ -95,17 +95,28 @@ def document_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def error_response(exc: Conv3nError) -> JSONResponse:
+    """conv3n's own error as SPEC's body with its status (a 429 also says `Retry-After`)."""
+    headers = None
+    if isinstance(exc, Overloaded):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    return JSONResponse(
+        error_body(exc.type, exc.message, exc.details), exc.http_status, headers=headers
+    )
+
+
+def internal_error() -> JSONResponse:
+    """The answer to an unexpected exception (whose traceback the caller logs)."""
+    return JSONResponse(error_body("internal_error", "an unexpected error occurred"), 500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error path of `app` answer in SPEC's shape (and say so in its schema)."""
     document_errors(app)
 
     @app.exception_handler(Conv3nError)
     async def conv3n_error(_request: Request, exc: Conv3nError) -> JSONResponse:
-        headers = None
-        if isinstance(exc, Overloaded):
-            headers = {"Retry-After": str(exc.retry_after_s)}
-        body = error_body(exc.type, exc.message, exc.details)
-        return JSONResponse(body, exc.http_status, headers=headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -119,11 +130,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = _HTTP_KINDS.get(exc.status_code, "http_error")
-        return JSONResponse(
-            error_body(kind, str(exc.detail)), exc.status_code, headers=exc.headers
-        )
+        return JSONResponse(error_body(kind, str(exc.detail)), exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def crashed(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error in a request")
-        return JSONResponse(error_body("internal_error", "an unexpected error occurred"), 500)
+        return internal_error()

@@ -252,7 +252,7 @@ class TriggerManager:
         state.last_error_at = self.clock.now()
         slot.trigger = None  # rebuilt at the next attempt (the folder may exist by then)
         slot.idle = state
-        self._count("trigger_errors", slot.kind)
+        self._count_error(slot.kind)
         log.warning(
             "trigger %s of workflow %s failed: %s", slot.key, slot.workflow_id, state.last_error
         )
@@ -347,9 +347,9 @@ class TriggerManager:
                 if key is not None:
                     execution_id = await self._stored(key)
             except Exception:
-                self._count("trigger_errors", slot.kind)
+                self._count_error(slot.kind)
                 raise
-            self._count("trigger_fires", slot.kind)
+            self._count_fire(slot.kind)
             return execution_id
 
         return fire
@@ -371,10 +371,13 @@ class TriggerManager:
             await asyncio.sleep(delay)
         raise Unavailable(f"the execution for {key} was not stored")
 
-    def _count(self, metric: str, kind: str) -> None:
-        metrics = self.runtime.metrics
-        if metrics is not None:
-            getattr(metrics, metric).labels(kind).inc()
+    def _count_fire(self, kind: str) -> None:
+        if self.runtime.metrics is not None:
+            self.runtime.metrics.trigger_fired(kind)
+
+    def _count_error(self, kind: str) -> None:
+        if self.runtime.metrics is not None:
+            self.runtime.metrics.trigger_failed(kind)
 
     # --- what GET /api/triggers shows -----------------------------------------------------
 

@@ -1,47 +1,79 @@
 """ANY /webhook/{path}: starts the active workflow whose webhook trigger has this path."""
 
 import json
+import logging
 import time
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
+import orjson
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
-from starlette.routing import Route
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from conv3n.api import signatures
+from conv3n.api.errors import error_response, internal_error
 from conv3n.errors import Conv3nError, InvalidInput, NotFound, SecretNotFound, Unauthorized
 from conv3n.runtime.service import Runtime
 
+log = logging.getLogger("conv3n.api")
 router = APIRouter(tags=["webhooks"])
 DEFAULT_MAX_BODY = 1024 * 1024
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
+PREFIX = "/webhook/"
+
+
+class MethodNotAllowed(Conv3nError):
+    """The method is not one a webhook answers."""
+
+    type = "method_not_allowed"
+    http_status = 405
+
+
+async def serve_webhook(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    """The ASGI endpoint of /webhook/{path}, called by the app before FastAPI's middleware and
+    routing (see `api.app.Conv3nAPI`): the hot path of a server needs none of them. Errors
+    answer in SPEC's shape here, as the app's handlers would."""
+    started = time.perf_counter()
+    try:
+        response = await _handle(runtime, scope, receive)
+    except Conv3nError as exc:
+        response = error_response(exc)
+    except ClientDisconnect:  # nobody is left to answer
+        return
+    except Exception:
+        log.exception("unexpected error in a webhook request")
+        response = internal_error()
+    await response(scope, receive, send)
+    if runtime.metrics is not None:
+        runtime.metrics.webhook_answered(response.status_code, time.perf_counter() - started)
+
+
 async def webhook(request: Request, path: str) -> Response:
     """Run the workflow; sync: its std/respond response or 200 with its output (500 with
-    `{error, execution_id}` on failure); async: 202 `{execution_id}`."""
-    runtime: Runtime = request.app.state.runtime
-    started = time.perf_counter()
-    code = 500
-    try:
-        response = await _handle(runtime, request, path)
-        code = response.status_code
-        return response
-    except Conv3nError as exc:
-        code = exc.http_status
-        raise
-    finally:
-        if runtime.metrics is not None:
-            runtime.metrics.webhook_seconds.labels(str(code)).observe(time.perf_counter() - started)
+    `{error, execution_id}` on failure); async: 202 `{execution_id}`.
+
+    The routed form of `serve_webhook`, for an app that includes this router without
+    answering /webhook/* first (conv3n's own app never routes there).
+    """
+    return await _handle(request.app.state.runtime, request.scope, request.receive)
 
 
-async def _handle(runtime: Runtime, request: Request, path: str) -> Response:
-    target = runtime.webhook_for(path, request.method)
+async def _handle(runtime: Runtime, scope: Scope, receive: Receive) -> Response:
+    method: str = scope["method"]
+    path = scope["path"].removeprefix(scope.get("root_path", "")).removeprefix(PREFIX)
+    if method not in METHODS:
+        raise MethodNotAllowed(f"webhooks answer {', '.join(METHODS)}, not {method}")
+    target = runtime.webhook_for(path, method)
     if target is None:
-        raise NotFound(f"no active workflow listens on {request.method} /webhook/{path}")
+        raise NotFound(f"no active workflow listens on {method} /webhook/{path}")
     workflow_id, trigger = target
+    headers = _headers(scope)
     limit = int(trigger.get("max_body_bytes") or DEFAULT_MAX_BODY)
-    raw = await _read_body(request, limit)
+    raw = await _read_body(receive, headers, limit)
     secret = trigger.get("secret")
     if isinstance(secret, str) and secret:
         if not secret.startswith("whsec_"):  # the name of a stored secret
@@ -49,40 +81,61 @@ async def _handle(runtime: Runtime, request: Request, path: str) -> Response:
                 secret = await runtime.engine.secrets_value(secret)
             except SecretNotFound:
                 raise Unauthorized("the webhook's secret is not configured") from None
-        signatures.verify(secret, request.headers, raw)
+        signatures.verify(secret, headers, raw)
+    query = scope.get("query_string") or b""
     payload = {
-        "method": request.method,
+        "method": method,
         "path": path,
-        "headers": dict(request.headers),
-        "query": dict(request.query_params),
-        "body": _decode(raw, request.headers.get("content-type", "")),
+        "headers": headers,
+        "query": dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)),
+        "body": _decode(raw, headers.get("content-type", "")),
     }
     # a redelivery (same webhook-id) gets the first delivery's answer, not a second execution
-    delivery = request.headers.get("webhook-id")
+    delivery = headers.get("webhook-id")
     key = f"webhook:{workflow_id}:{delivery}" if delivery else None
     if runtime.metrics is not None:
-        runtime.metrics.trigger_fires.labels("webhook").inc()
+        runtime.metrics.trigger_fired("webhook")
     if trigger.get("response") == "async":
         execution_id = await runtime.start_workflow(
             workflow_id, payload, mode="webhook", idempotency_key=key
         )
-        return JSONResponse({"execution_id": execution_id}, 202)
+        return _json({"execution_id": execution_id}, 202)
     record = await runtime.run_workflow(workflow_id, payload, mode="webhook", idempotency_key=key)
     if not record.status.is_final and record.status.value != "waiting":
         # the first delivery is still running: tell the sender it is being handled
-        return JSONResponse({"execution_id": record.execution_id}, 202)
+        return _json({"execution_id": record.execution_id}, 202)
     if record.response is not None:
         response = record.response
         body = response.body
         if isinstance(body, str):
             return Response(body, response.status, headers=response.headers)
-        return JSONResponse(body, response.status, headers=response.headers)
+        return _json(body, response.status, response.headers)
     if record.status.value != "success":
         error = record.error.model_dump() if record.error else None
-        return JSONResponse({"error": error, "execution_id": record.execution_id}, 500)
-    return JSONResponse(record.output, 200)
+        return _json({"error": error, "execution_id": record.execution_id}, 500)
+    return _json(record.output, 200)
 
 
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name; of a repeated header, the first (as
+    Starlette's `Headers` answers)."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in reversed(scope["headers"])
+    }
+
+
+def _json(body: Any, status: int, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON answer encoded by orjson (json's encoder for what orjson refuses: integers
+    beyond 64 bits)."""
+    try:
+        content = orjson.dumps(body)
+    except TypeError:
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(content, status, headers=headers, media_type="application/json")
+
+
+# In /openapi.json; conv3n's app answers /webhook/* before routing (serve_webhook).
 for _method in METHODS:
     router.add_api_route(
         "/webhook/{path:path}",
@@ -92,29 +145,23 @@ for _method in METHODS:
     )
 
 
-async def _dispatch(request: Request) -> Response:
-    return await webhook(request, request.path_params["path"])
-
-
-def direct_route() -> Route:
-    """The same endpoint as a plain Starlette route, for the front of the app's routes: webhook
-    calls skip FastAPI's per-request machinery (dependency solving, response validation),
-    which `webhook` does not use; the FastAPI routes above stay for /openapi.json."""
-    return Route("/webhook/{path:path}", _dispatch, methods=METHODS, include_in_schema=False)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class PayloadTooLarge(InvalidInput):
@@ -133,8 +180,12 @@ def _decode(raw: bytes, content_type: str) -> Any:
         return None
     if "json" in content_type:
         try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # or beyond orjson: integers over 64 bits, NaN, deeper than 1,024 levels
+        try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InvalidInput("the body is not valid JSON") from None
     try:
         return raw.decode()

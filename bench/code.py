@@ -4,8 +4,9 @@
 
 Rows measure one trivial call (`def main(ctx): return 1`) end to end:
 - `pool`: `WorkerPool.run` (frame, fork of the warm worker, limits, run, reply);
-- `block`: the custom/code block through the engine (`run_block` with a shared engine: also
-  compiling the one-node workflow and rendering its config);
+- `block`: a one-node workflow of the custom/code block, compiled once and executed by the
+  engine per call (what a server does: rendering and validating the config, the attempt, the
+  node and execution records);
 - `spawn`: `python -c` in a new subprocess per call, the cost the pool avoids.
 Median and p99 of `--calls` calls after a warm-up. Add a language by appending a `Row` in
 `rows()` (e.g. a Bun or Node pool next to the Python one). Target: pool median and p99 <= 5 ms.
@@ -28,8 +29,9 @@ import psutil
 
 from conv3n.blocks.custom import python as code_python
 from conv3n.blocks.custom.sandbox import pool
+from conv3n.compiler import compile_workflow, load_workflow
 from conv3n.engine import Engine
-from conv3n.testing import run_block
+from conv3n.sdk import BlockRegistry
 
 TRIVIAL = "def main(ctx):\n    return 1\n"
 TARGET_MS = 5.0
@@ -106,9 +108,13 @@ def rows(engine: Engine, workers: pool.WorkerPool) -> list[Row]:
         reply = await workers.run(async_request, limits)
         assert reply.body == {"ok": True, "value": 1}, reply
 
+    node = {"id": "code", "type": "custom/code", "config": {"code": TRIVIAL}}
+    document = {"version": 1, "nodes": [node]}
+    plan = compile_workflow(load_workflow(document), BlockRegistry.discover())
+
     async def block() -> None:
-        record = await run_block("custom/code", {"code": TRIVIAL}, engine=engine)
-        assert record.data == 1, record
+        record = await engine.execute(plan, None)
+        assert record.output == 1, record
 
     script = TRIVIAL + "import json; print(json.dumps(main(None)))"
 

@@ -1,5 +1,8 @@
 """Migrations: every table exists after upgrade, a second upgrade does nothing."""
 
+from pathlib import Path
+from typing import Any
+
 from sqlalchemy import inspect
 
 from conv3n.storage import Database, schema, tables
@@ -61,3 +64,75 @@ def test_the_migrations_build_exactly_the_tables_of_tables_py(tmp_path):
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
     engine.dispose()
+
+
+def _schema_of(path: Path) -> dict[str, Any]:
+    """Every table's columns (name, type, nullable, default), keys and indexes."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            found = inspect(conn)
+            return {
+                name: {
+                    "columns": [
+                        (c["name"], str(c["type"]), c["nullable"], c["default"])
+                        for c in found.get_columns(name)
+                    ],
+                    "primary": found.get_pk_constraint(name)["constrained_columns"],
+                    "foreign": [
+                        (f["constrained_columns"], f["referred_table"], f["referred_columns"])
+                        for f in found.get_foreign_keys(name)
+                    ],
+                    "indexes": sorted(
+                        (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                        for i in found.get_indexes(name)
+                    ),
+                }
+                for name in found.get_table_names()
+            }
+    finally:
+        engine.dispose()
+
+
+async def test_a_new_sqlite_file_gets_the_same_schema_without_replaying_migrations(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from conv3n.storage import migrations
+
+    migrated = tmp_path / "migrated.db"
+    engine = create_engine(f"sqlite:///{migrated}")
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(migrations.LOCATION))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    engine.dispose()
+
+    fresh = tmp_path / "fresh.db"
+    db = Database(f"sqlite:///{fresh}")
+    try:
+        assert await schema.upgrade(db) is True
+        assert await schema.current_revision(db) == schema.HEAD
+        assert await schema.upgrade(db) is False
+    finally:
+        await db.close()
+    assert _schema_of(fresh) == _schema_of(migrated)
+
+
+async def test_a_sqlite_file_with_other_tables_is_migrated_by_alembic(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "shared.db"
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE notes (text TEXT)")
+    db = Database(f"sqlite:///{path}")
+    try:
+        assert await schema.upgrade(db) is True
+        assert await schema.current_revision(db) == schema.HEAD
+    finally:
+        await db.close()
+    assert set(tables.metadata.tables) | {"notes", "alembic_version"} == set(_schema_of(path))

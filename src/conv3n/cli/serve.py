@@ -98,6 +98,7 @@ async def _serve(settings: "Settings") -> None:
             log_config=None,  # uvicorn's loggers go through ours
             loop="none",
             lifespan="off",
+            ws="none",  # no WebSocket endpoints: not importing `websockets` saves start-up
             access_log=False,
             # requests still running after the grace are cancelled (their executions park)
             timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),

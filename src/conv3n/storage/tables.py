@@ -131,7 +131,7 @@ executions = Table(
     "executions",
     metadata,
     Column("id", ID, primary_key=True),
-    Column("workflow_id", ID, index=True),
+    Column("workflow_id", ID),  # looked up through ix_executions_workflow_created
     Column("workflow_version", Integer),
     Column("status", String(16), nullable=False),
     Column("mode", String(32), nullable=False),

@@ -136,3 +136,33 @@ async def test_a_sqlite_file_with_other_tables_is_migrated_by_alembic(tmp_path):
     finally:
         await db.close()
     assert set(tables.metadata.tables) | {"notes", "alembic_version"} == set(_schema_of(path))
+
+
+async def test_a_database_at_the_first_revision_is_upgraded_to_the_head(database_url):
+    from alembic import command
+    from alembic.config import Config
+
+    from conv3n.storage import migrations
+
+    db = Database(database_url)
+    try:
+
+        def to_first(connection: Any) -> None:
+            config = Config()
+            config.set_main_option("script_location", str(migrations.LOCATION))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+
+        async with db.write() as conn:
+            await conn.run_sync(to_first)
+        assert await schema.current_revision(db) == "0001"
+        assert await schema.upgrade(db) is True
+        assert await schema.current_revision(db) == schema.HEAD
+        async with db.read() as conn:
+            indexes = await conn.run_sync(
+                lambda sync: {i["name"] for i in inspect(sync).get_indexes("executions")}
+            )
+        assert "ix_executions_workflow_id" not in indexes
+        assert "ix_executions_workflow_created" in indexes
+    finally:
+        await db.close()

@@ -3,4 +3,4 @@
 from pathlib import Path
 
 LOCATION = Path(__file__).resolve().parent
-HEAD = "0001"
+HEAD = "0002"

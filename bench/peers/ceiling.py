@@ -1,11 +1,12 @@
-"""A bare ASGI app answering a constant JSON: the raw ceiling and the local service of workflow (d).
+"""A constant JSON answer: the raw ceilings and the local service of workflow (d).
 
-It runs on the server stack of `conv3n serve` (uvicorn with httptools, one process), without
-Starlette, FastAPI or the engine, so its throughput is what the HTTP layer alone allows on this
-machine. `--loop uvloop` (default) or `--loop asyncio` (the loop `conv3n serve` runs on today:
-it calls `asyncio.run` and gives uvicorn `loop="none"`).
+`--app fastapi` is a FastAPI route on the server stack of `conv3n serve` (uvicorn with uvloop
+and httptools, one process), without the engine: the ceiling the targets are shares of
+(decision 0010). `--app asgi` (default) is a bare ASGI app on the same uvicorn, without
+Starlette or FastAPI: what the HTTP layer alone allows on this machine, shown for reference,
+and the upstream service of workflow (d). `--loop asyncio` runs it on asyncio's own loop.
 
-    .venv/bin/python bench/peers/ceiling.py --port 18690 [--loop asyncio]
+    .venv/bin/python bench/peers/ceiling.py --port 18690 [--app fastapi] [--loop asyncio]
 """
 
 from __future__ import annotations
@@ -34,6 +35,23 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": BODY})
 
 
+def fastapi_app() -> Any:
+    """The same answer from FastAPI routes (GET /health, any method on /data)."""
+    from fastapi import FastAPI, Response
+
+    api = FastAPI()
+
+    @api.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.api_route("/data", methods=["GET", "POST"])
+    async def data() -> Response:
+        return Response(BODY, media_type="application/json")
+
+    return api
+
+
 def main() -> None:
     import uvicorn
 
@@ -41,9 +59,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    parser.add_argument("--app", choices=["asgi", "fastapi"], default="asgi")
     args = parser.parse_args()
     config = uvicorn.Config(
-        app,
+        fastapi_app() if args.app == "fastapi" else app,
         host=args.host,
         port=args.port,
         loop="none" if args.loop == "asyncio" else "uvloop",

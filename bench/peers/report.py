@@ -20,7 +20,12 @@ HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent
 HEADER = "## Side by side with n8n and Node-RED (issue 6)"
 SYSTEMS = [("conv3n", "conv3n"), ("n8n", "n8n"), ("node-red", "Node-RED")]
-CEILINGS = [("uvloop", "raw ceiling (uvloop)"), ("asyncio", "raw ceiling (asyncio loop)")]
+CEILINGS = [
+    ("fastapi", "raw ceiling (FastAPI on uvicorn)"),
+    ("uvloop", "bare ASGI on uvicorn (reference)"),
+]
+SHARE_OF = "fastapi"
+"""The ceiling the shares are of: the same stack as `conv3n serve` (decision 0010)."""
 TITLES = {
     "a": "(a) webhook → set 2 fields → respond",
     "b": "(b) webhook → 20 set/condition → respond",
@@ -107,9 +112,10 @@ def _intro(results: dict[str, Any]) -> list[str]:
         '`{"name": "bench", "n": 3}` to 127.0.0.1; server and load share the machine. '
         "conv3n stores every execution (SQLite, default settings); n8n runs with its defaults "
         "(saves every execution, isolated expression engine); Node-RED keeps nothing. Latency "
-        "is p50 / p99 in ms. The raw ceiling is a bare ASGI app on uvicorn + httptools "
-        "answering a constant JSON (bench/peers/ceiling.py), measured in the same run; "
-        "`conv3n serve` itself runs on the asyncio loop, so both loops are shown.",
+        "is p50 / p99 in ms. The raw ceiling is a FastAPI route answering a constant JSON "
+        "on uvicorn with uvloop and httptools, the stack of `conv3n serve` (bench/peers/"
+        "ceiling.py, decision 0010), measured in the same run; a bare ASGI app on the same "
+        "uvicorn is shown beside it for reference.",
     ]
     stamps = sorted(
         entry["measured_at"]
@@ -144,7 +150,7 @@ def _throughput(results: dict[str, Any], workflows: list[str], conns: list[str])
     for workflow in workflows:
         for c in conns:
             mine, n8n, red = (_run(results, s, workflow, c) for s, _ in SYSTEMS)
-            ceiling = _ceiling(results, "uvloop", c)
+            ceiling = _ceiling(results, SHARE_OF, c)
             lines.append(
                 f"| {workflow} | {c} | {_rps(mine)} | {_rps(n8n)} | {_rps(red)} | "
                 f"{_rps(ceiling)} | {_ratio(mine, n8n)} | {_ratio(mine, red)} | "
@@ -153,7 +159,7 @@ def _throughput(results: dict[str, Any], workflows: list[str], conns: list[str])
     lines += [
         "",
         "The last three columns: each system's throughput as a share of the raw "
-        "ceiling (uvloop) at the same concurrency.",
+        "ceiling (FastAPI on uvicorn) at the same concurrency.",
     ]
     return lines
 
@@ -287,7 +293,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
                     *zip(*points, strict=True),
                     color="gray",
                     marker=".",
-                    linestyle="--" if loop == "uvloop" else ":",
+                    linestyle="--" if loop == SHARE_OF else ":",
                     label=label,
                 )
         skipped = [label for key, label in SYSTEMS if _skipped(results, key, workflow)]

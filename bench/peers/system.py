@@ -130,27 +130,38 @@ class System:
             self._log = None
 
 
+CEILING_LABELS = {
+    "fastapi": "raw ceiling (FastAPI on uvicorn)",
+    "uvloop": "bare ASGI on uvicorn",
+}
+
+
 class Ceiling(System):
-    """bench/peers/ceiling.py: the bare ASGI app (also the local service of workflow (d))."""
+    """bench/peers/ceiling.py: a FastAPI route (`variant="fastapi"`, the ceiling of decision
+    0010) or the bare ASGI app (`"uvloop"`, also the local service of workflow (d))."""
 
     name = "ceiling"
     label = "raw ceiling"
 
-    def __init__(self, work: Path, port: int, python: str, loop: str = "uvloop") -> None:
+    def __init__(self, work: Path, port: int, python: str, variant: str = "uvloop") -> None:
         super().__init__(work, port)
         self.python = python
-        self.loop = loop
-        self.name = f"ceiling-{loop}"
-        self.label = f"raw ceiling ({loop})"
+        self.variant = variant
+        self.name = f"ceiling-{variant}"
+        self.label = CEILING_LABELS.get(variant, f"raw ceiling ({variant})")
 
     def command(self) -> list[str]:
+        app = "fastapi" if self.variant == "fastapi" else "asgi"
+        loop = "asyncio" if self.variant == "asyncio" else "uvloop"
         return [
             self.python,
             str(HERE / "ceiling.py"),
             "--port",
             str(self.port),
             "--loop",
-            self.loop,
+            loop,
+            "--app",
+            app,
         ]
 
     def health_url(self) -> str:

@@ -11,6 +11,7 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, cast
 
 from sqlalchemy import Connection, bindparam, insert, update
@@ -207,7 +208,7 @@ class Statements:
         for size in row_counts(len(rows)):
             chunk = rows[start : start + size]
             start += size
-            params = tuple(value for row in chunk for value in getter(row))
+            params = tuple(chain.from_iterable(map(getter, chunk)))
             conn.exec_driver_sql(statement.rows_text(size), params)
 
     async def run_async(

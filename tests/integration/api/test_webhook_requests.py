@@ -1,6 +1,7 @@
 """/webhook/* as the app answers it before FastAPI's routing (`Conv3nAPI`, `serve_webhook`):
 what the workflow sees of a request, and every way a request can go wrong."""
 
+import json
 import logging
 from collections.abc import MutableMapping
 from typing import Any
@@ -70,12 +71,14 @@ async def test_the_workflow_sees_method_path_headers_query_and_body(echo):
     assert seen["body"] == {"n": 1}
 
 
-async def test_of_a_repeated_header_the_workflow_sees_the_first(echo, runtime):
-    headers = [(b"x-tag", b"first"), (b"x-tag", b"second")]
+async def test_headers_keep_their_order_and_of_a_repeated_one_the_first(echo, runtime):
+    headers = [(b"x-tag", b"first"), (b"x-b", b"1"), (b"x-tag", b"second"), (b"x-a", b"2")]
     request = {"type": "http.request", "body": b"", "more_body": False}
     sent = await asgi(runtime, "POST", "/webhook/echo", [request], headers)
     assert sent[0]["status"] == 200
-    assert b'"x-tag":"first"' in sent[1]["body"]
+    seen = json.loads(sent[1]["body"])["headers"]
+    assert seen == {"x-tag": "first", "x-b": "1", "x-a": "2"}
+    assert list(seen) == ["x-tag", "x-b", "x-a"]  # in the order sent
 
 
 async def test_a_body_in_several_messages_is_read_whole(echo, runtime):

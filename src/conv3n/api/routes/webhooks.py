@@ -117,12 +117,12 @@ async def _handle(runtime: Runtime, scope: Scope, receive: Receive) -> Response:
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    """The request's headers by lower-case name; of a repeated header, the first (as
-    Starlette's `Headers` answers)."""
-    return {
-        name.decode("latin-1"): value.decode("latin-1")
-        for name, value in reversed(scope["headers"])
-    }
+    """The request's headers by lower-case name, in the order sent; of a repeated header, the
+    first (as Starlette's `Headers` answers)."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return headers
 
 
 def _json(body: Any, status: int, headers: Mapping[str, str] | None = None) -> Response:

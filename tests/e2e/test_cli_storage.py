@@ -8,6 +8,7 @@ import sys
 import pytest
 import yaml
 
+from conv3n.storage import schema
 from tests.conftest import EXAMPLES, ROOT
 
 
@@ -151,7 +152,7 @@ def test_backup_of_postgres_says_what_to_run(conv3n):
 
 def test_db_upgrade_then_prune(conv3n):
     first = conv3n("db", "upgrade")
-    assert "revision 0001" in first.stdout
+    assert f"revision {schema.HEAD}" in first.stdout
     assert "already at" in conv3n("db", "upgrade").stdout
     pruned = conv3n("executions", "prune")
     assert pruned.returncode == 0

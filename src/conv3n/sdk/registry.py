@@ -4,6 +4,7 @@ Namespaces load lazily: running a workflow imports only the namespaces it uses. 
 global registry: build one with `BlockRegistry.discover()` or, in tests, `BlockRegistry.of(...)`.
 """
 
+import threading
 from collections.abc import Iterable, Iterator
 from importlib.metadata import EntryPoint, entry_points
 
@@ -20,6 +21,9 @@ class BlockRegistry:
         self._blocks: dict[str, BlockSpec] = {}
         self._origin: dict[str, str] = {}
         self._pending: dict[str, list[EntryPoint]] = {}
+        # workflow files compile in threads (runtime.files): a namespace is imported by one
+        # of them while the others wait for it, instead of finding it neither pending nor added
+        self._loading = threading.Lock()
 
     @classmethod
     def of(cls, *specs: BlockSpec, namespace: str = "test") -> "BlockRegistry":
@@ -58,20 +62,21 @@ class BlockRegistry:
             self._blocks[full] = spec
 
     def _load(self, namespace: str) -> None:
-        points = self._pending.pop(namespace, None)
-        if not points:
-            return
-        if len(points) > 1:
-            owners = " and ".join(sorted(_dist_name(ep) for ep in points))
-            raise BlockRegistryError(f"block namespace {namespace!r} is claimed by {owners}")
-        ep = points[0]
-        try:
-            specs = ep.load()
-        except ImportError as exc:
-            raise BlockRegistryError(
-                f"block package {namespace!r} ({ep.value}) cannot be imported: {exc}"
-            ) from exc
-        self.add(namespace, specs, origin=_dist_name(ep))
+        with self._loading:
+            points = self._pending.pop(namespace, None)
+            if not points:
+                return
+            if len(points) > 1:
+                owners = " and ".join(sorted(_dist_name(ep) for ep in points))
+                raise BlockRegistryError(f"block namespace {namespace!r} is claimed by {owners}")
+            ep = points[0]
+            try:
+                specs = ep.load()
+            except ImportError as exc:
+                raise BlockRegistryError(
+                    f"block package {namespace!r} ({ep.value}) cannot be imported: {exc}"
+                ) from exc
+            self.add(namespace, specs, origin=_dist_name(ep))
 
     def get(self, block_type: str) -> BlockSpec:
         """The block of this type.

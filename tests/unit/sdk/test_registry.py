@@ -1,6 +1,7 @@
 """BlockRegistry: namespaces from entry points, loaded lazily; clashes fail loudly."""
 
 import sys
+import threading
 from importlib.metadata import EntryPoint
 
 import pytest
@@ -90,3 +91,36 @@ def test_an_entry_point_that_cannot_import_names_the_package():
     ]
     with pytest.raises(BlockRegistryError, match=r"'ghost'.*cannot be imported"):
         registry.get("ghost/x")
+
+
+class SlowPoint:
+    """An entry point whose import waits until released (a namespace being imported)."""
+
+    name = value = "slow"
+    dist = None
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def load(self) -> list[object]:
+        self.entered.set()
+        assert self.release.wait(10)
+        return [one]
+
+
+def test_a_namespace_another_thread_is_importing_is_waited_for_not_missing():
+    registry = BlockRegistry()
+    point = SlowPoint()
+    registry._pending["slow"] = [point]  # type: ignore[list-item]
+    found: list[object] = []
+    first = threading.Thread(target=lambda: found.append(registry.get("slow/one")))
+    first.start()
+    assert point.entered.wait(10)
+    second = threading.Thread(target=lambda: found.append(registry.get("slow/one")))
+    second.start()
+    second.join(0.05)  # time to reach the registry: it must wait there, not fail at once
+    point.release.set()
+    first.join(10)
+    second.join(10)
+    assert found == [one, one]

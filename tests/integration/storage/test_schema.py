@@ -46,21 +46,27 @@ async def test_sqlite_runs_in_wal_mode_with_incremental_vacuum(tmp_path):
         await db.close()
 
 
-def test_the_migrations_build_exactly_the_tables_of_tables_py(tmp_path):
+def alembic_upgrade(connection: Any, revision: str) -> None:
+    """Alembic's own `upgrade` to `revision` on a synchronous connection."""
     from alembic import command
-    from alembic.autogenerate import compare_metadata
     from alembic.config import Config
-    from alembic.migration import MigrationContext
-    from sqlalchemy import create_engine
 
     from conv3n.storage import migrations
 
+    config = Config()
+    config.set_main_option("script_location", str(migrations.LOCATION))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def test_the_migrations_build_exactly_the_tables_of_tables_py(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
     engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
     with engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(migrations.LOCATION))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        alembic_upgrade(conn, "head")
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
     engine.dispose()
@@ -97,19 +103,12 @@ def _schema_of(path: Path) -> dict[str, Any]:
 
 
 async def test_a_new_sqlite_file_gets_the_same_schema_without_replaying_migrations(tmp_path):
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import create_engine
-
-    from conv3n.storage import migrations
 
     migrated = tmp_path / "migrated.db"
     engine = create_engine(f"sqlite:///{migrated}")
     with engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(migrations.LOCATION))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        alembic_upgrade(conn, "head")
     engine.dispose()
 
     fresh = tmp_path / "fresh.db"
@@ -139,22 +138,10 @@ async def test_a_sqlite_file_with_other_tables_is_migrated_by_alembic(tmp_path):
 
 
 async def test_a_database_at_the_first_revision_is_upgraded_to_the_head(database_url):
-    from alembic import command
-    from alembic.config import Config
-
-    from conv3n.storage import migrations
-
     db = Database(database_url)
     try:
-
-        def to_first(connection: Any) -> None:
-            config = Config()
-            config.set_main_option("script_location", str(migrations.LOCATION))
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0001")
-
         async with db.write() as conn:
-            await conn.run_sync(to_first)
+            await conn.run_sync(alembic_upgrade, "0001")
         assert await schema.current_revision(db) == "0001"
         assert await schema.upgrade(db) is True
         assert await schema.current_revision(db) == schema.HEAD

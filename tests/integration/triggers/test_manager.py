@@ -20,6 +20,7 @@ from conv3n.runtime.service import Runtime
 from conv3n.runtime.triggers import TriggerManager, fingerprint
 from conv3n.storage import Database, schema, workflows
 from conv3n.storage import triggers as stored_triggers
+from conv3n.triggers import interval
 from tests.conftest import require_service
 from tests.integration.triggers.conftest import (
     eventually,
@@ -88,7 +89,9 @@ async def test_editing_an_active_workflow_restarts_its_trigger_with_the_new_defi
     await client.post("/api/workflows/edit/activate")
     await runtime.triggers.start()
     await eventually(lambda: _at_least(runtime, "edit", 1))
-    slow = {"type": "interval", "every_ms": 3_600_000}
+    # due times are multiples of every_ms since the epoch: an hourly one fired when the test
+    # ran across a full hour; the longest interval is due once in 366 days
+    slow = {"type": "interval", "every_ms": interval.MAX_EVERY_MS}
     assert (await client.put("/api/workflows/edit", json=workflow("edit", slow))).status_code == 200
     listed = await eventually(lambda: _next_fire_beyond(client, seconds=60))
     assert listed["fire_count"] == 0  # the state belonged to the old definition

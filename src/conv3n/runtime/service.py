@@ -226,7 +226,6 @@ class Runtime(recovery.Recovery):
         Raises:
             Overloaded: too many executions wait already; nothing was stored.
         """
-        execution_id = execution_id or new_execution_id()
         execution_id, existing, ticket = await self._admit(
             plan,
             input,

@@ -55,13 +55,14 @@ class ErrorInfo(BaseModel):
     details: dict[str, JSON] = Field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass
 class NodeRecord:
     """What happened to one node.
 
-    A plain slotted dataclass rather than a pydantic model: the engine builds one per node on
-    its hottest path (0.6 us instead of 2.8 us); pydantic still validates and serializes it
-    as a field of ExecutionRecord.
+    A plain dataclass rather than a pydantic model: the engine builds one per node on its
+    hottest path (0.6 us instead of 2.8 us); pydantic still validates and serializes it as a
+    field of ExecutionRecord. Not slotted: orjson encodes a dataclass from its `__dict__` 2.5
+    times as fast as from slots, and the journal encodes every record it stores.
 
     Attributes:
         ports: output ports the node activated (None if it did not finish).

@@ -85,6 +85,7 @@ class Runtime(recovery.Recovery):
             self.db,
             max_result_bytes=self.settings.max_result_bytes,
             redact=self.secrets.redactor.text,
+            sqlite_writer=self.settings.sqlite_writer,
         )
         self.metrics = metrics
         self.limits = ExecutionLimits(self.settings.max_concurrency, self.settings.max_queued)

@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, cast
 
 from conv3n.errors import InvalidInput
 
@@ -50,6 +51,9 @@ class Settings:
         log_level: the least severe level logged (CONV3N_LOG_LEVEL, default info).
         persist: False stores no executions at all (CONV3N_PERSIST=off; benchmarks only:
             nothing can be listed, resumed or retried).
+        sqlite_writer: who commits execution results to a SQLite file (CONV3N_SQLITE_WRITER):
+            `process` (default), a writer process of the server's own, so the commits run on
+            another core; `inline`, the server's event loop thread.
     """
 
     data_dir: Path = Path(".conv3n")
@@ -77,6 +81,7 @@ class Settings:
     log_format: str | None = None
     log_level: str = "info"
     persist: bool = True
+    sqlite_writer: Literal["process", "inline"] = "process"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -116,6 +121,10 @@ class Settings:
             "log_format": _choice(env, "CONV3N_LOG_FORMAT", ("json", "console")),
             "log_level": _choice(env, "CONV3N_LOG_LEVEL", _LEVELS) or "info",
             "persist": _choice(env, "CONV3N_PERSIST", ("on", "off")) != "off",
+            "sqlite_writer": cast(
+                Literal["process", "inline"],
+                _choice(env, "CONV3N_SQLITE_WRITER", ("process", "inline")) or "process",
+            ),
             "environ": env,
         }
         values.update(overrides)

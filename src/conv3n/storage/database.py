@@ -113,6 +113,14 @@ class Database:
             conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
 
     @property
+    def sqlite_path(self) -> str | None:
+        """The file of a SQLite database (None for an in-memory one, or another database)."""
+        if not self.is_sqlite:
+            return None
+        path = make_url(self.url).database
+        return path if path and path != ":memory:" and not path.startswith("file:") else None
+
+    @property
     def is_sqlite(self) -> bool:
         """Whether this is the embedded SQLite database."""
         return self.dialect == "sqlite"
@@ -156,6 +164,10 @@ class Database:
         """This process's write turn, for writers that use `sync_engine` themselves."""
         async with self._write_lock:
             yield
+
+    def write_turn_taken(self) -> bool:
+        """Whether a writer of this process holds (or is being handed) the write turn."""
+        return self._write_lock.locked()
 
     async def _connect(self) -> AsyncConnection:
         try:

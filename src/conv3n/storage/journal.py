@@ -15,15 +15,16 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from conv3n.errors import Unavailable
 from conv3n.model import ErrorInfo, ExecutionRecord, NodeRecord
 from conv3n.storage import statements, tables
 from conv3n.storage.database import Database
+from conv3n.storage.sqlite_inline import BUSY_TIMEOUT_S, InlineWriter
+from conv3n.storage.sqlite_process import ProcessWriter
 
 log = logging.getLogger("conv3n.storage")
 
@@ -31,8 +32,6 @@ DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
 """Node results larger than this (as JSON) go to the side table; listings show a marker."""
 DEFAULT_WINDOW_S = 0.002
 """How long the writer gathers events before it commits (the group-commit window)."""
-CHECKPOINT_EVERY_S = 1.0
-"""How often, at most, the writer has the SQLite WAL checkpointed (in a thread)."""
 MAX_PENDING = 5_000
 """Queued events past which a finishing execution waits for the writer (bounds memory and
 the results a crash can lose when executions keep the CPU busy)."""
@@ -72,32 +71,50 @@ class StoreJournal:
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         redact: Callable[[str], str] | None = None,
         window_s: float = DEFAULT_WINDOW_S,
+        sqlite_writer: Literal["process", "inline"] = "process",
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
     ):
         self._db = db
         self._max_result_bytes = max_result_bytes
         self._redact = redact
         self._window_s = window_s
+        self._sqlite_writer = sqlite_writer
         # the writer is overdue (starved of the CPU) once a batch is several windows old
         self._overdue_s = max(window_s * 5, 0.01)
         self._batch = _Batch()
         self._pushed = 0
         self._committed = 0
         self._wake = asyncio.Event()
-        self._done = asyncio.Condition()
+        self._flushes: list[tuple[int, asyncio.Future[None]]] = []
+        self._writing = False
+        self._inline_failed = False
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._oldest = 0.0
         self._sql = statements.Statements(db)
-        self._checkpoint: asyncio.Task[None] | None = None
-        self._checkpointed_at = 0.0
+        self._inline = (
+            InlineWriter(db, self._sql, busy_timeout_s=busy_timeout_s) if db.is_sqlite else None
+        )
+        self._process: ProcessWriter | None = None
         self.batches = 0
         """Transactions committed so far (benchmarks and tests read it)."""
 
     async def start(self) -> None:
-        """Start the writer task."""
-        if self._task is None:
-            self._closing = False
-            self._task = asyncio.create_task(self._writer(), name="conv3n-journal-writer")
+        """Start the writer task (and, on a SQLite file, the writer process)."""
+        if self._task is not None:
+            return
+        self._closing = False
+        self._wake.clear()
+        path = self._db.sqlite_path
+        if path is not None and self._sqlite_writer == "process" and self._process is None:
+            process = ProcessWriter(path, self._acknowledged)
+            try:
+                await process.start()
+                self._process = process
+            except Unavailable as exc:
+                log.warning("%s; writing SQLite on the event loop's thread instead", exc)
+        self._task = asyncio.create_task(self._writer(), name="conv3n-journal-writer")
+        self._task.add_done_callback(self._writer_stopped)
 
     async def close(self) -> None:
         """Write everything queued, then stop the writer."""
@@ -108,9 +125,16 @@ class StoreJournal:
         self._wake.set()
         await self._task
         self._task = None
-        if self._checkpoint is not None:
-            await self._checkpoint
-            self._checkpoint = None
+        if self._process is not None:
+            await self._process.close()
+            self._process = None
+        if self._inline is not None:
+            await self._inline.close()
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The process id of the SQLite writer process, when there is one."""
+        return self._process.pid if self._process is not None else None
 
     async def __aenter__(self) -> "StoreJournal":
         await self.start()
@@ -218,17 +242,60 @@ class StoreJournal:
         await self._pace()
 
     async def _pace(self) -> None:
-        """Give the writer its turn when executions keep the event loop busy.
+        """Keep the batch moving when executions keep the event loop busy.
 
-        An execution of instant blocks never suspends, so without this the writer could wait
-        for the CPU indefinitely: past the window, a finishing execution yields once; past
-        MAX_PENDING queued events, it waits for the commit. "Past the window" means several
-        windows: the writer itself waits one window before it takes a batch.
+        An execution of instant blocks never suspends, so the writer task could wait for the
+        CPU indefinitely. On SQLite, a finishing execution that finds the batch a window old
+        hands it to the writer process (or, inline, writes it itself, as the writer task
+        would on this same thread). Otherwise, past several windows it yields once, and past
+        MAX_PENDING unwritten events it waits for the commit.
         """
-        if self._pushed - self._committed > MAX_PENDING:
+        if not self._oldest:
+            return
+        age = asyncio.get_running_loop().time() - self._oldest
+        if age >= self._window_s and self._may_write_now():
+            self._write_now()
+        elif self._pushed - self._committed > MAX_PENDING:
             await self.flush()
-        elif self._oldest and asyncio.get_running_loop().time() - self._oldest > self._overdue_s:
+        elif age > self._overdue_s:
             await asyncio.sleep(0)
+
+    def _may_write_now(self) -> bool:
+        """Whether a caller may write the batch now: to the writer process (it keeps the
+        order) or, inline, when no batch of the writer task is in flight (batches commit in
+        order), nobody else has the write turn, and the last inline write did not find the
+        database unavailable (the writer task retries, with backoff)."""
+        if self._task is None:
+            return False
+        if self._process is not None:
+            return True
+        return (
+            self._inline is not None
+            and not self._writing
+            and not self._inline_failed
+            and not self._db.write_turn_taken()
+        )
+
+    def _write_now(self) -> None:
+        oldest = self._oldest
+        batch, count = self._take()
+        if self._process is not None:
+            self._process.send(self._steps(batch), count)
+            return
+        try:
+            if self._inline is None:  # `_may_write_now` is false: never happens
+                raise Unavailable("only SQLite is written by the caller")
+            self._inline.write(self._steps(batch))
+        except Unavailable as exc:
+            # give the batch back (nothing was queued since it was taken) for the writer
+            log.warning("journal write failed, the writer retries it: %s", exc)
+            self._batch, self._oldest = batch, oldest
+            self._inline_failed = True
+            self._wake.set()
+            return
+        except Exception:
+            log.exception("journal batch refused by the database; it is dropped")
+        self._acknowledged(count)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -251,10 +318,38 @@ class StoreJournal:
         return self._redact(text) if self._redact is not None else text
 
     def _push(self) -> None:
+        self._pushed += 1
         if not self._oldest:
             self._oldest = asyncio.get_running_loop().time()
-        self._pushed += 1
-        self._wake.set()
+            self._wake.set()
+
+    def _take(self) -> tuple[_Batch, int]:
+        """The batch to write next (a new one starts) and the events it completes."""
+        batch, self._batch = self._batch, _Batch()
+        self._oldest = 0.0
+        self._wake.clear()
+        return batch, self._pushed
+
+    def _acknowledged(self, count: int) -> None:
+        """A batch that completes the events up to `count` is committed."""
+        self.batches += 1
+        self._mark_committed(count)
+
+    def _mark_committed(self, count: int) -> None:
+        """Every event up to `count` is written: wake the `flush()` calls waiting for them."""
+        self._committed = count
+        waiting = self._flushes
+        if waiting and waiting[0][0] <= count:
+            self._flushes = [(target, f) for target, f in waiting if target > count]
+            for target, future in waiting:
+                if target <= count and not future.done():
+                    future.set_result(None)
+
+    def _writer_stopped(self, _task: "asyncio.Task[None]") -> None:
+        for _target, future in self._flushes:
+            if not future.done():
+                future.set_result(None)
+        self._flushes = []
 
     async def flush(self) -> None:
         """Wait until every event queued so far is committed.
@@ -268,44 +363,60 @@ class StoreJournal:
         task = self._task
         if task is None or task.done():
             raise Unavailable("the execution journal is not running")
-        async with self._done:
-            await self._done.wait_for(lambda: self._committed >= target or task.done())
+        future = asyncio.get_running_loop().create_future()
+        self._flushes.append((target, future))
+        await future
 
     async def _writer(self) -> None:
         delay = 0.05
         while True:
             await self._wake.wait()
-            if self._window_s and not self._closing:
-                await asyncio.sleep(self._window_s)
-            self._wake.clear()
-            batch, self._batch = self._batch, _Batch()
-            self._oldest = 0.0
-            count = self._pushed
-            if batch:
-                while True:
+            while self._window_s and self._oldest and not self._closing:
+                # the window runs from the batch's first event, not from when the writer got
+                # the CPU: a writer that was kept waiting takes the batch at once (and one
+                # that a finishing execution wrote meanwhile waits for the next one's window)
+                wait = self._oldest + self._window_s - asyncio.get_running_loop().time()
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            if self._process is not None:
+                if self._batch:  # committed when the process acknowledges it
+                    self._write_now()
+                else:
+                    self._wake.clear()
+            else:
+                batch, count = self._take()
+                if batch:
+                    self._writing = True
                     try:
-                        await self._write(batch)
-                        delay = 0.05
-                        break
-                    except Unavailable as exc:
-                        # keep the batch and try again: an accepted result is never dropped
-                        log.warning("journal write failed, retrying in %.2fs: %s", delay, exc)
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, 5.0)
-                    except Exception:
-                        # a batch the database refuses for good is a bug, not an outage: log
-                        # it and go on, so one bad row cannot stop all persistence
-                        log.exception("journal batch refused by the database; it is dropped")
-                        break
-                self.batches += 1
-                self._maybe_checkpoint()
-            async with self._done:
-                self._committed = count
-                self._done.notify_all()
+                        delay = await self._write_until_done(batch, delay)
+                    finally:
+                        self._writing = False
+                    self._inline_failed = False
+                    self.batches += 1
+                self._mark_committed(count)
             if self._closing and not self._batch:
                 return
 
-    async def _write(self, batch: _Batch) -> None:
+    async def _write_until_done(self, batch: _Batch, delay: float) -> float:
+        """Write `batch`, retrying while the database is unavailable; the next retry delay."""
+        while True:
+            try:
+                await self._write(batch)
+                return 0.05
+            except Unavailable as exc:
+                # keep the batch and try again: an accepted result is never dropped
+                log.warning("journal write failed, retrying in %.2fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception:
+                # a batch the database refuses for good is a bug, not an outage: log it and go
+                # on, so one bad row cannot stop all persistence
+                log.exception("journal batch refused by the database; it is dropped")
+                return delay
+
+    def _steps(self, batch: _Batch) -> list[tuple[statements.Statement, list[Any]]]:
+        """The statements that write `batch`, in order, each with its rows."""
         node_rows, large_rows = self._place_nodes(batch)
         sql = self._sql
         documents = [{"hash": k, "document": v} for k, v in batch.documents.items()]
@@ -318,51 +429,17 @@ class StoreJournal:
             (sql.upsert_attempt, list(batch.attempts.values())),
             (sql.finish_execution, list(batch.finishes.values())),
         ]
-        steps = [(statement, rows) for statement, rows in steps if rows]
-        if self._db.is_sqlite:
+        return [(statement, rows) for statement, rows in steps if rows]
+
+    async def _write(self, batch: _Batch) -> None:
+        steps = self._steps(batch)
+        if self._inline is not None:
             async with self._db.writing():
-                self._write_sqlite(steps)
+                self._inline.write(steps)
             return
         async with self._db.write() as conn:
             for statement, rows in steps:
-                await sql.run_async(conn, statement, rows)
-
-    def _maybe_checkpoint(self) -> None:
-        """Start a WAL checkpoint in a thread, at most once a second and one at a time.
-
-        SQLite's own auto-checkpoint would run inside a commit on the event loop's thread,
-        copying pages and syncing the file while every execution waits.
-        """
-        if not self._db.is_sqlite or (self._checkpoint and not self._checkpoint.done()):
-            return
-        now = asyncio.get_running_loop().time()
-        if now - self._checkpointed_at < CHECKPOINT_EVERY_S:
-            return
-        self._checkpointed_at = now
-        self._checkpoint = asyncio.create_task(self._run_checkpoint(), name="conv3n-checkpoint")
-
-    async def _run_checkpoint(self) -> None:
-        try:
-            await asyncio.to_thread(self._db.checkpoint)
-        except (OperationalError, InterfaceError) as exc:
-            log.warning("WAL checkpoint failed (retried later): %s", exc)
-
-    def _write_sqlite(self, steps: list[tuple[statements.Statement, list[Any]]]) -> None:
-        """One SQLite transaction, synchronously on the event loop's own thread.
-
-        SQLite is in-process and, in WAL mode with synchronous=NORMAL, a commit is an append to
-        the WAL with no fsync: a batch of hundreds of executions takes about a millisecond.
-        Handing it to a thread instead costs a GIL hand-off per SQLite call, and when
-        executions keep the event loop busy those hand-offs starve the writer (decision 0004).
-        """
-        try:
-            with self._db.sync_engine.connect() as conn:
-                immediate = conn.execution_options(conv3n_immediate=True)
-                with immediate.begin():
-                    for statement, rows in steps:
-                        self._sql.run(immediate, statement, rows)
-        except (OperationalError, InterfaceError) as exc:
-            raise Unavailable(f"the database is unavailable: {exc.orig or exc}") from exc
+                await self._sql.run_async(conn, statement, rows)
 
     def _place_nodes(self, batch: _Batch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Put the node records of executions that finish in this batch on their execution row

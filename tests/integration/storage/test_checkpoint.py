@@ -1,13 +1,16 @@
-"""SQLite's WAL is checkpointed by the journal from a thread, not inside commits on the loop."""
+"""SQLite's WAL is checkpointed outside commits on the loop: by the writer process, or (inline)
+from a thread."""
 
 import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from conv3n.compiler import load_workflow
 from conv3n.runtime import Settings
 from conv3n.runtime.service import Runtime
-from conv3n.storage import journal
+from conv3n.storage import sqlite_inline, sqlite_process
 
 DOC = {"version": 1, "id": "ckpt", "nodes": [{"id": "a", "type": "std/noop"}]}
 
@@ -28,11 +31,13 @@ async def test_the_writer_connection_never_checkpoints_by_itself(tmp_path):
     assert pages == 0
 
 
+@pytest.mark.parametrize("writer", [sqlite_process, sqlite_inline])
 async def test_executions_reach_the_database_file_through_background_checkpoints(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, writer
 ):
-    monkeypatch.setattr(journal, "CHECKPOINT_EVERY_S", 0.0)
-    settings = Settings.from_env({"CONV3N_DATA_DIR": str(tmp_path)})
+    monkeypatch.setattr(writer, "CHECKPOINT_EVERY_S", 0.0)
+    mode = "process" if writer is sqlite_process else "inline"
+    settings = Settings.from_env({"CONV3N_DATA_DIR": str(tmp_path), "CONV3N_SQLITE_WRITER": mode})
     database = tmp_path / "conv3n.db"
     async with Runtime(settings) as rt:
         plan = rt.compile(load_workflow(DOC))

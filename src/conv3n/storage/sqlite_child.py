@@ -1,0 +1,141 @@
+"""The SQLite writer process: commits the journal's batches outside the server's process.
+
+Run as a script (`python -I -S sqlite_child.py DATABASE CHECKPOINT_EVERY_S`), never
+imported: it uses only the standard library, so it starts in about 20 ms and stays near
+12 MB. `sqlite_process.py` is the
+other end, and describes the protocol:
+
+- stdin: frames of a 4-byte little-endian length and a JSON document, either
+  `{"define": {id: sql}}` (statements to refer to by id) or `{"batch": count, "steps": [[id,
+  params, many], ...]}` (one transaction; `many` means params is a list of parameter rows).
+- stdout: one line per frame handled: `ready`, then `ok COUNT` when a batch is committed,
+  `refused COUNT MESSAGE` when the database refused it for good (it is dropped, as a batch
+  with a bug in it would be), and `retry MESSAGE` each time the database is unavailable (the
+  batch is retried with backoff until it commits: an accepted result is never dropped).
+
+At the end of stdin (the server closed it, or died) it finishes the batch in hand and exits.
+It checkpoints the WAL (PASSIVE) after a commit at most every CHECKPOINT_EVERY_S, so WAL
+pages are copied into the database file outside the server's process.
+"""
+
+import contextlib
+import json
+import signal
+import sqlite3
+import struct
+import sys
+import time
+from typing import Any, BinaryIO
+
+# a database that is locked, full, read-only or gone may come back: retry; anything else in a
+# batch (a constraint it breaks, a statement that does not fit the schema) never will
+_TRANSIENT = ("locked", "busy", "disk", "full", "readonly", "read-only", "unable to open", "i/o")
+BUSY_TIMEOUT_MS = 30_000
+CACHE_KIB = 1024
+"""Its page cache: inserts touch the right edge of each b-tree, a few pages."""
+MAX_BACKOFF_S = 5.0
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """A connection with the pragmas of the server's own (`database._configure_sqlite`)."""
+    connection = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    for pragma in (
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+        "PRAGMA foreign_keys=ON",
+        f"PRAGMA cache_size=-{CACHE_KIB}",
+    ):
+        connection.execute(pragma)
+    return connection
+
+
+def read_frame(stream: BinaryIO) -> Any:
+    """The next frame's document, or None at the end of the stream."""
+    head = stream.read(4)
+    if len(head) < 4:
+        return None
+    (size,) = struct.unpack("<I", head)
+    body = stream.read(size)
+    if len(body) < size:
+        return None
+    return json.loads(body)
+
+
+def commit(connection: sqlite3.Connection, sql: dict[int, str], steps: list[Any]) -> None:
+    """One transaction with every step of a batch."""
+    cursor = connection.cursor()
+    cursor.execute("BEGIN IMMEDIATE")
+    try:
+        for statement, params, many in steps:
+            if many:
+                cursor.executemany(sql[statement], params)
+            else:
+                cursor.execute(sql[statement], params)
+        cursor.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                cursor.execute("ROLLBACK")
+        raise
+
+
+def transient(exc: sqlite3.Error) -> bool:
+    """Whether a failure may go away by itself (so the batch is retried, not dropped)."""
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.InterfaceError):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in _TRANSIENT)
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line.replace("\n", " ") + "\n")
+    sys.stdout.flush()
+
+
+def serve(path: str, stream: BinaryIO, checkpoint_every_s: float) -> None:
+    connection: sqlite3.Connection | None = connect(path)
+    sql: dict[int, str] = {}
+    checkpointed_at = time.monotonic()
+    say("ready")
+    while (frame := read_frame(stream)) is not None:
+        if "define" in frame:
+            sql.update({int(k): v for k, v in frame["define"].items()})
+            continue
+        count, steps = frame["batch"], frame["steps"]
+        delay = 0.05
+        while True:
+            try:
+                if connection is None:
+                    connection = connect(path)
+                commit(connection, sql, steps)
+                say(f"ok {count}")
+                if time.monotonic() - checkpointed_at >= checkpoint_every_s:
+                    # keep the WAL short (readers search it); PASSIVE never waits for anyone
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    checkpointed_at = time.monotonic()
+                break
+            except sqlite3.Error as exc:
+                if not transient(exc):
+                    say(f"refused {count} {type(exc).__name__}: {exc}")
+                    break
+                say(f"retry {type(exc).__name__}: {exc}")
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+                if connection is not None:  # start again on a new connection
+                    connection.close()
+                    connection = None
+    if connection is not None:
+        connection.close()
+
+
+def main() -> None:
+    # the server shuts down by itself and closes stdin; signals sent to its whole process
+    # group (Ctrl-C, systemd's SIGTERM) must not cut a batch short here
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    serve(sys.argv[1], sys.stdin.buffer, float(sys.argv[2]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""`ProcessWriter`: the journal's SQLite batches, committed by a writer process of their own.
+
+SQLite work is C code that a Python thread cannot run beside the event loop (each call takes
+the GIL back), so on the loop's thread it cost about a third of a stored execution: binding
+parameters, b-tree inserts and writing WAL frames (system time on this kind of machine).
+Handing each batch to a child process instead (`sqlite_child.py`) costs the server one orjson
+call and one pipe write, and the commit runs on another core (decision 0011).
+
+The protocol is in `sqlite_child.py`. Batches go down the pipe in order and are acknowledged in
+order; every batch stays in memory until its acknowledgement, so when the child dies a new one
+is started and is sent, again and in order, every batch not yet acknowledged. The statements
+are idempotent for that (inserts skip rows that exist, the rest are upserts and updates).
+"""
+
+import asyncio
+import contextlib
+import logging
+import struct
+import sys
+from collections import deque
+from collections.abc import Callable
+from itertools import chain
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from conv3n.errors import Unavailable
+from conv3n.storage.statements import Statement, row_counts
+
+log = logging.getLogger("conv3n.storage")
+
+CHILD = Path(__file__).with_name("sqlite_child.py")
+START_TIMEOUT_S = 15.0
+CHECKPOINT_EVERY_S = 1.0
+"""How often, at most, the child checkpoints the WAL into the database file."""
+PIPE_BYTES = 1 << 20
+"""The pipe's buffer (Linux lets a process raise it): a batch is written without waiting."""
+_F_SETPIPE_SZ = 1031
+
+
+class ProcessWriter:
+    """The writer process of one journal, and the batches it has not acknowledged yet.
+
+    `on_committed(count)` is called, in order, once every event up to `count` is committed
+    (or, for a batch the database refused for good, dropped and logged).
+    """
+
+    def __init__(self, path: str, on_committed: Callable[[int], None]):
+        self._path = path
+        self._on_committed = on_committed
+        self._process: asyncio.subprocess.Process | None = None
+        self._stdin: asyncio.StreamWriter | None = None
+        self._stdout: asyncio.StreamReader | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: deque[tuple[int, bytes]] = deque()
+        self._sql: dict[str, int] = {}
+        self._closing = False
+        self.restarts = 0
+        """How many times the child was started again after it died (tests read it)."""
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    async def start(self) -> None:
+        """Start the child and wait until it has opened the database.
+
+        Raises:
+            Unavailable: it could not be started, or could not open the database.
+        """
+        self._closing = False
+        await self._spawn()
+        self._reader = asyncio.create_task(self._read(), name="conv3n-sqlite-writer")
+
+    async def _spawn(self) -> None:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",  # isolated from the environment and the current folder
+                "-S",  # no site-packages: it needs the standard library only
+                str(CHILD),
+                self._path,
+                str(CHECKPOINT_EVERY_S),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise Unavailable(f"the SQLite writer process could not start: {exc}") from exc
+        stdin, stdout = process.stdin, process.stdout
+        if stdin is None or stdout is None:  # both were asked for: never happens
+            raise Unavailable("the SQLite writer process has no pipes")
+        try:
+            line = await asyncio.wait_for(stdout.readline(), START_TIMEOUT_S)
+        except TimeoutError:
+            line = b""
+        if line.strip() != b"ready":
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise Unavailable(f"the SQLite writer process could not open {self._path}")
+        pipe = stdin.get_extra_info("pipe")
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            import fcntl
+
+            fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
+        self._process, self._stdin, self._stdout = process, stdin, stdout
+        # what a new child needs before the batches it is sent again: every statement
+        if self._sql:
+            self._write(_frame({"define": {str(i): sql for sql, i in self._sql.items()}}))
+        for _count, frame in self._pending:
+            self._write(frame)
+
+    def send(self, steps: list[tuple[Statement, list[dict[str, Any]]]], count: int) -> None:
+        """Queue one transaction of `steps` that completes the events up to `count`."""
+        encoded: list[tuple[int, Any, bool]] = []
+        for statement, rows in steps:
+            getter = itemgetter(*statement.names)
+            if statement.rows_sql is None or len(rows) == 1:
+                encoded.append((self._id(statement.sql), [getter(r) for r in rows], True))
+                continue
+            start = 0
+            for size in row_counts(len(rows)):
+                chunk = rows[start : start + size]
+                start += size
+                params = list(chain.from_iterable(map(getter, chunk)))
+                encoded.append((self._id(statement.rows_text(size)), params, False))
+        frame = _frame({"batch": count, "steps": encoded})
+        self._pending.append((count, frame))
+        self._write(frame)
+
+    def _id(self, sql: str) -> int:
+        number = self._sql.get(sql)
+        if number is None:
+            number = self._sql[sql] = len(self._sql)
+            self._write(_frame({"define": {str(number): sql}}))
+        return number
+
+    def _write(self, frame: bytes) -> None:
+        if self._stdin is not None and not self._stdin.is_closing():
+            self._stdin.write(frame)
+
+    async def _read(self) -> None:
+        delay = 0.05
+        while True:
+            process, stdout = self._process, self._stdout
+            if process is None or stdout is None:
+                return
+            while line := await stdout.readline():
+                self._handle(line.decode(errors="replace").rstrip("\n"))
+            code = await process.wait()
+            self._process = self._stdin = self._stdout = None
+            if self._closing:
+                return
+            log.warning(
+                "the SQLite writer process exited (%s); starting it again, %d batches to resend",
+                code,
+                len(self._pending),
+            )
+            while self._process is None:
+                try:
+                    await self._spawn()
+                    self.restarts += 1
+                except Unavailable as exc:
+                    log.warning("%s; retrying in %.2fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            delay = 0.05
+
+    def _handle(self, line: str) -> None:
+        word, _, rest = line.partition(" ")
+        if word == "ok" or word == "refused":
+            text, _, message = rest.partition(" ")
+            count = int(text)
+            if word == "refused":
+                log.error("journal batch refused by the database; it is dropped: %s", message)
+            while self._pending and self._pending[0][0] <= count:
+                self._pending.popleft()
+            self._on_committed(count)
+        elif word == "retry":
+            log.warning("journal write failed, retrying: %s", rest)
+        else:
+            log.warning("the SQLite writer process said: %s", line)
+
+    async def close(self) -> None:
+        """Let the child finish what it was sent, and stop it."""
+        self._closing = True
+        process = self._process
+        if process is not None and self._stdin is not None:
+            self._stdin.close()
+            try:
+                await asyncio.wait_for(process.wait(), START_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("the SQLite writer process did not stop; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+
+def _frame(document: Any) -> bytes:
+    body = orjson.dumps(document)
+    return struct.pack("<I", len(body)) + body

@@ -1,0 +1,243 @@
+"""The SQLite writer process: batches commit outside the server, survive the child's death,
+wait out another process's lock, and a refused batch never blocks the ones after it."""
+
+import asyncio
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conv3n.compiler import load_workflow
+from conv3n.runtime import Settings
+from conv3n.runtime.service import Runtime
+from conv3n.storage import sqlite_process
+from conv3n.storage.sqlite_process import ProcessWriter
+from conv3n.storage.statements import Statement
+
+DOC = {
+    "version": 1,
+    "id": "writer",
+    "nodes": [
+        {"id": "a", "type": "std/noop"},
+        {"id": "b", "type": "std/transform", "config": {"template": {"i": "{{ $input.i }}"}}},
+    ],
+    "connections": [{"from": "a", "to": "b"}],
+}
+
+
+def stored(path: Path) -> list[tuple[str, str | None]]:
+    """(status, nodes JSON) of every execution in the database file."""
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT status, nodes FROM executions ORDER BY created_at").fetchall()
+
+
+def settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env({"CONV3N_DATA_DIR": str(tmp_path), **env})
+
+
+async def test_results_are_committed_by_a_process_of_their_own(tmp_path):
+    async with Runtime(settings(tmp_path)) as rt:
+        pid = rt.journal.writer_pid
+        assert pid is not None
+        assert pid != os.getpid()
+        plan = rt.compile(load_workflow(DOC))
+        await asyncio.gather(*(rt.execute(plan, {"i": i}) for i in range(100)))
+        await rt.journal.flush()
+        rows = stored(tmp_path / "conv3n.db")
+    assert len(rows) == 100
+    assert all(status == "success" and nodes and '"b"' in nodes for status, nodes in rows)
+    with pytest.raises(ProcessLookupError):  # closing the runtime stopped it
+        os.kill(pid, 0)
+
+
+async def test_a_killed_writer_process_is_started_again_and_nothing_is_lost(tmp_path):
+    async with Runtime(settings(tmp_path)) as rt:
+        plan = rt.compile(load_workflow(DOC))
+        first = rt.journal.writer_pid
+        assert first is not None
+        await asyncio.gather(*(rt.execute(plan, {"i": i}) for i in range(50)))
+        os.kill(first, signal.SIGKILL)  # with batches possibly still in the pipe
+        await asyncio.gather(*(rt.execute(plan, {"i": i}) for i in range(50, 120)))
+        async with asyncio.timeout(30):
+            await rt.journal.flush()
+        second = rt.journal.writer_pid
+    assert second is not None
+    assert second != first
+    rows = stored(tmp_path / "conv3n.db")
+    assert len(rows) == 120
+    assert {status for status, _ in rows} == {"success"}
+
+
+async def test_batches_wait_while_another_process_holds_the_write_lock(tmp_path):
+    async with Runtime(settings(tmp_path)) as rt:
+        plan = rt.compile(load_workflow(DOC))
+        other = sqlite3.connect(tmp_path / "conv3n.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+        try:
+            await asyncio.gather(*(rt.execute(plan, {"i": i}) for i in range(20)))
+            flushed = asyncio.create_task(rt.journal.flush())
+            done, _ = await asyncio.wait([flushed], timeout=0.3)
+            assert not done  # the batch waits for the lock; nothing fails, nothing is lost
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        async with asyncio.timeout(30):
+            await flushed
+    assert len(stored(tmp_path / "conv3n.db")) == 20
+
+
+async def test_the_inline_writer_stores_the_same_on_the_event_loops_thread(tmp_path):
+    async with Runtime(settings(tmp_path, CONV3N_SQLITE_WRITER="inline")) as rt:
+        assert rt.journal.writer_pid is None
+        plan = rt.compile(load_workflow(DOC))
+        await asyncio.gather(*(rt.execute(plan, {"i": i}) for i in range(100)))
+        await rt.journal.flush()
+    assert len(stored(tmp_path / "conv3n.db")) == 100
+
+
+async def test_a_writer_process_that_cannot_start_falls_back_to_inline_writes(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(sqlite_process, "CHILD", tmp_path / "missing.py")
+    with caplog.at_level(logging.WARNING, logger="conv3n.storage"):
+        async with Runtime(settings(tmp_path)) as rt:
+            assert rt.journal.writer_pid is None
+            plan = rt.compile(load_workflow(DOC))
+            await rt.execute(plan, {"i": 1})
+            await rt.journal.flush()
+    assert "event loop's thread instead" in caplog.text
+    assert len(stored(tmp_path / "conv3n.db")) == 1
+
+
+def test_an_invalid_writer_setting_names_the_variable(tmp_path):
+    with pytest.raises(Exception, match="CONV3N_SQLITE_WRITER"):
+        settings(tmp_path, CONV3N_SQLITE_WRITER="thread")
+
+
+# --- the ProcessWriter on its own -------------------------------------------------------------
+
+INSERT = Statement(
+    "INSERT INTO t (k, v) VALUES (?, ?) ON CONFLICT DO NOTHING",
+    ("k", "v"),
+    positional=True,
+    rows_sql=("INSERT INTO t (k, v) VALUES ", "(?, ?)", " ON CONFLICT DO NOTHING"),
+)
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Path:
+    path = tmp_path / "t.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    return path
+
+
+def rows(path: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT k, v FROM t ORDER BY k").fetchall()
+
+
+async def wait_for(committed: list[int], count: int) -> None:
+    async with asyncio.timeout(30):
+        while not committed or committed[-1] < count:
+            await asyncio.sleep(0.005)
+
+
+async def test_a_refused_batch_is_dropped_and_logged_and_later_batches_commit(table, caplog):
+    committed: list[int] = []
+    writer = ProcessWriter(str(table), committed.append)
+    await writer.start()
+    try:
+        with caplog.at_level(logging.ERROR, logger="conv3n.storage"):
+            writer.send([(INSERT, [{"k": 1, "v": "one"}, {"k": 2, "v": "two"}])], 2)
+            writer.send([(INSERT, [{"k": 3, "v": None}])], 3)  # NOT NULL: refused for good
+            writer.send([(INSERT, [{"k": 4, "v": "four"}])], 4)
+            await wait_for(committed, 4)
+    finally:
+        await writer.close()
+    assert committed == [2, 3, 4]
+    assert "refused" in caplog.text
+    assert "NOT NULL" in caplog.text
+    assert rows(table) == [(1, "one"), (2, "two"), (4, "four")]
+
+
+async def test_unacknowledged_batches_are_sent_again_in_order_to_a_new_child(table):
+    committed: list[int] = []
+    writer = ProcessWriter(str(table), committed.append)
+    await writer.start()
+    try:
+        for k in range(1, 201):
+            writer.send([(INSERT, [{"k": k, "v": f"v{k}"}])], k)
+            if k == 100:
+                assert writer.pid is not None
+                os.kill(writer.pid, signal.SIGKILL)
+        await wait_for(committed, 200)
+    finally:
+        await writer.close()
+    assert writer.restarts >= 1
+    assert committed == sorted(committed)
+    assert committed[-1] == 200
+    assert rows(table) == [(k, f"v{k}") for k in range(1, 201)]
+
+
+async def test_huge_and_hostile_values_go_through_the_pipe_unchanged(table):
+    values = ["x" * 3_000_000, "line\nbreak", "quote ' and \" and \\", "nul \x00 byte", "é ☃ 𝄞"]
+    committed: list[int] = []
+    writer = ProcessWriter(str(table), committed.append)
+    await writer.start()
+    try:
+        writer.send([(INSERT, [{"k": i, "v": v} for i, v in enumerate(values)])], 1)
+        await wait_for(committed, 1)
+    finally:
+        await writer.close()
+    assert rows(table) == list(enumerate(values))
+
+
+def test_the_writer_process_exits_when_the_server_is_killed(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from conv3n.runtime import Settings
+        from conv3n.runtime.service import Runtime
+
+        async def main():
+            async with Runtime(Settings.from_env({{"CONV3N_DATA_DIR": {str(tmp_path)!r}}})) as rt:
+                print(rt.journal.writer_pid, flush=True)
+                await asyncio.Event().wait()
+
+        asyncio.run(main())
+        """
+    )
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        child = int(server.stdout.readline())
+    finally:
+        server.kill()
+        server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
+    # the child sees the end of its stdin and exits by itself (it is not our child: poll)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not running(child):
+            return
+        time.sleep(0.01)
+    pytest.fail(f"the writer process {child} outlived the server")
+
+
+def running(pid: int) -> bool:
+    """Whether a process that is not our child still runs (a zombie has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -8,14 +8,15 @@ std/respond workflow under `wrk` (Debian package `wrk`; `scripts/ensure_wrk.sh` 
 at 1, 10 and 50 connections, with persistence on (every execution stored) and off
 (CONV3N_PERSIST=off: nothing stored). The raw ceiling is the same stack (FastAPI on uvicorn
 with uvloop and httptools) answering a constant JSON from one route (decision 0010); a bare
-three-line ASGI app on the same uvicorn is shown beside it, for reference. RSS is measured
-idle and at its peak under load (psutil); "ready" is the time from process start to /health
-answering.
+three-line ASGI app on the same uvicorn is shown beside it, for reference. RSS (the server's,
+plus the memory only its children use) is measured idle and at its peak under load (psutil);
+"ready" is the time from process start to /health answering.
 
 Prints a markdown table (bench/run.py keeps it in RESULTS.md). No figure is asserted by a test.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -126,7 +127,15 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], started: float) -> float
 
 
 def rss_mb(proc: psutil.Process) -> float:
-    return float(proc.memory_info().rss) / 1024 / 1024
+    """The resident memory of the server with its children (the SQLite writer process,
+    decision 0011): the server's RSS plus each child's USS, the pages only that child uses.
+    A child's RSS would count again the pages it shares with the server (libpython and the
+    other libraries, about 8 MB for the writer)."""
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            total += child.memory_full_info().uss
+    return total / 1024 / 1024
 
 
 def wrk(url: str, connections: int, seconds: float, script: Path) -> Point:

@@ -1,14 +1,16 @@
 """`StoreJournal`: the engine's Journal on a database, with group commit.
 
-Events are queued as the engine reports them and written by one writer task: every event that
-arrives within a short window (or while the previous transaction commits) goes into the next
-transaction, so concurrent executions share transactions and persistence stays cheap. A crash
-loses at most the results of that window, whose nodes re-run on resume (at-least-once). Reads
-that must see an execution's latest state call `flush()` first.
+Events are queued as the engine reports them and written in batches: every event that
+arrives within a short window goes into the next transaction, so concurrent executions share
+transactions and persistence stays cheap. A crash loses at most the results of that window,
+whose nodes re-run on resume (at-least-once). Reads that must see an execution's latest state
+call `flush()` first.
 
-Rows are encoded once here (JSON text, UTC datetimes) and bound straight to the driver through
-statements SQLAlchemy compiles once per dialect (`statements.py`): this is the hot path of
-every stored execution.
+Who commits: on a SQLite file, a writer process of the server's own (`sqlite_process.py`,
+decision 0011), or the event loop's thread (`sqlite_inline.py`); PostgreSQL and MariaDB, a
+writer task through their async drivers. Rows are encoded once here (JSON text, UTC
+datetimes) for statements SQLAlchemy compiles once per dialect (`statements.py`): this is the
+hot path of every stored execution.
 """
 
 import asyncio

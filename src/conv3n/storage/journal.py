@@ -250,7 +250,8 @@ class StoreJournal:
         CPU indefinitely. On SQLite, a finishing execution that finds the batch a window old
         hands it to the writer process (or, inline, writes it itself, as the writer task
         would on this same thread). Otherwise, past several windows it yields once, and past
-        MAX_PENDING unwritten events it waits for the commit.
+        MAX_PENDING unwritten events it waits until half of them are committed (not all: the
+        newest batch is still gathering its window).
         """
         if not self._oldest:
             return
@@ -258,7 +259,7 @@ class StoreJournal:
         if age >= self._window_s and self._may_write_now():
             self._write_now()
         elif self._pushed - self._committed > MAX_PENDING:
-            await self.flush()
+            await self._committed_up_to(self._pushed - MAX_PENDING // 2)
         elif age > self._overdue_s:
             await asyncio.sleep(0)
 
@@ -341,7 +342,7 @@ class StoreJournal:
         """Every event up to `count` is written: wake the `flush()` calls waiting for them."""
         self._committed = count
         waiting = self._flushes
-        if waiting and waiting[0][0] <= count:
+        if waiting and any(target <= count for target, _ in waiting):  # not sorted by target
             self._flushes = [(target, f) for target, f in waiting if target > count]
             for target, future in waiting:
                 if target <= count and not future.done():
@@ -359,7 +360,9 @@ class StoreJournal:
         Raises:
             Unavailable: the writer is not running.
         """
-        target = self._pushed
+        await self._committed_up_to(self._pushed)
+
+    async def _committed_up_to(self, target: int) -> None:
         if self._committed >= target:
             return
         task = self._task

@@ -6,8 +6,10 @@ imported: it uses only the standard library, so it starts in about 20 ms and sta
 other end, and describes the protocol:
 
 - stdin: frames of a 4-byte little-endian length and a JSON document, either
-  `{"define": {id: sql}}` (statements to refer to by id) or `{"batch": count, "steps": [[id,
-  params, many], ...]}` (one transaction; `many` means params is a list of parameter rows).
+  `{"define": {id: {"sql", "names", "rows", "most"}}}` (statements to refer to by id: their
+  SQL, the row keys in parameter order, and for a multi-row INSERT the (head, one row's
+  VALUES group, tail) to repeat, at most `most` rows a statement) or `{"batch": count,
+  "steps": [[id, [row, ...]], ...]}` (one transaction; rows are objects by column name).
 - stdout: one line per frame handled: `ready`, then `ok COUNT` when a batch is committed,
   `refused COUNT MESSAGE` when the database refused it for good (it is dropped, as a batch
   with a bug in it would be), and `retry MESSAGE` each time the database is unavailable (the
@@ -62,16 +64,44 @@ def read_frame(stream: BinaryIO) -> Any:
     return json.loads(body)
 
 
-def commit(connection: sqlite3.Connection, sql: dict[int, str], steps: list[Any]) -> None:
+class Statements:
+    """The statements the server defined, and the multi-row texts made from them."""
+
+    def __init__(self) -> None:
+        self._defined: dict[int, dict[str, Any]] = {}
+        self._texts: dict[tuple[int, int], str] = {}
+
+    def define(self, definitions: dict[str, dict[str, Any]]) -> None:
+        self._defined.update({int(k): v for k, v in definitions.items()})
+
+    def run(self, cursor: sqlite3.Cursor, number: int, rows: list[dict[str, Any]]) -> None:
+        """The statement once per row: multi-row INSERTs of power-of-two sizes where it has
+        them (so SQLite keeps a few prepared), executemany otherwise."""
+        statement = self._defined[number]
+        names = statement["names"]
+        if statement["rows"] is None or len(rows) == 1:
+            cursor.executemany(statement["sql"], [[row[n] for n in names] for row in rows])
+            return
+        start = 0
+        while start < len(rows):
+            left = len(rows) - start
+            size = min(statement["most"], 1 << (left.bit_length() - 1))
+            text = self._texts.get((number, size))
+            if text is None:
+                head, group, tail = statement["rows"]
+                text = self._texts[number, size] = head + ", ".join([group] * size) + tail
+            chunk = rows[start : start + size]
+            start += size
+            cursor.execute(text, [row[n] for row in chunk for n in names])
+
+
+def commit(connection: sqlite3.Connection, statements: Statements, steps: list[Any]) -> None:
     """One transaction with every step of a batch."""
     cursor = connection.cursor()
     cursor.execute("BEGIN IMMEDIATE")
     try:
-        for statement, params, many in steps:
-            if many:
-                cursor.executemany(sql[statement], params)
-            else:
-                cursor.execute(sql[statement], params)
+        for number, rows in steps:
+            statements.run(cursor, number, rows)
         cursor.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
@@ -95,12 +125,12 @@ def say(line: str) -> None:
 
 def serve(path: str, stream: BinaryIO, checkpoint_every_s: float) -> None:
     connection: sqlite3.Connection | None = connect(path)
-    sql: dict[int, str] = {}
+    statements = Statements()
     checkpointed_at = time.monotonic()
     say("ready")
     while (frame := read_frame(stream)) is not None:
         if "define" in frame:
-            sql.update({int(k): v for k, v in frame["define"].items()})
+            statements.define(frame["define"])
             continue
         count, steps = frame["batch"], frame["steps"]
         delay = 0.05
@@ -108,12 +138,16 @@ def serve(path: str, stream: BinaryIO, checkpoint_every_s: float) -> None:
             try:
                 if connection is None:
                     connection = connect(path)
-                commit(connection, sql, steps)
+                commit(connection, statements, steps)
                 say(f"ok {count}")
                 if time.monotonic() - checkpointed_at >= checkpoint_every_s:
                     # keep the WAL short (readers search it); PASSIVE never waits for anyone
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     checkpointed_at = time.monotonic()
+                break
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                # a frame that does not fit its statements: a bug on the other end
+                say(f"refused {count} {type(exc).__name__}: {exc}")
                 break
             except sqlite3.Error as exc:
                 if not transient(exc):

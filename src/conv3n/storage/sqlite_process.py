@@ -19,15 +19,13 @@ import struct
 import sys
 from collections import deque
 from collections.abc import Callable
-from itertools import chain
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from conv3n.errors import Unavailable
-from conv3n.storage.statements import Statement, row_counts
+from conv3n.storage.statements import ROWS_PER_STATEMENT, Statement
 
 log = logging.getLogger("conv3n.storage")
 
@@ -38,6 +36,8 @@ CHECKPOINT_EVERY_S = 1.0
 PIPE_BYTES = 1 << 20
 """The pipe's buffer (Linux lets a process raise it): a batch is written without waiting."""
 _F_SETPIPE_SZ = 1031
+MAX_DEATHS = 3
+"""A batch the child died on this many times running is dropped (and logged)."""
 
 
 class ProcessWriter:
@@ -55,8 +55,10 @@ class ProcessWriter:
         self._stdout: asyncio.StreamReader | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: deque[tuple[int, bytes]] = deque()
-        self._sql: dict[str, int] = {}
+        self._ids: dict[str, int] = {}
+        self._definitions: dict[str, dict[str, Any]] = {}
         self._closing = False
+        self._deaths = (0, 0)  # (the oldest unanswered batch, how often the child died on it)
         self.restarts = 0
         """How many times the child was started again after it died (tests read it)."""
 
@@ -108,34 +110,33 @@ class ProcessWriter:
             fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
         self._process, self._stdin, self._stdout = process, stdin, stdout
         # what a new child needs before the batches it is sent again: every statement
-        if self._sql:
-            self._write(_frame({"define": {str(i): sql for sql, i in self._sql.items()}}))
+        if self._definitions:
+            self._write(_frame({"define": self._definitions}))
         for _count, frame in self._pending:
             self._write(frame)
 
     def send(self, steps: list[tuple[Statement, list[dict[str, Any]]]], count: int) -> None:
-        """Queue one transaction of `steps` that completes the events up to `count`."""
-        encoded: list[tuple[int, Any, bool]] = []
-        for statement, rows in steps:
-            getter = itemgetter(*statement.names)
-            if statement.rows_sql is None or len(rows) == 1:
-                encoded.append((self._id(statement.sql), [getter(r) for r in rows], True))
-                continue
-            start = 0
-            for size in row_counts(len(rows)):
-                chunk = rows[start : start + size]
-                start += size
-                params = list(chain.from_iterable(map(getter, chunk)))
-                encoded.append((self._id(statement.rows_text(size)), params, False))
-        frame = _frame({"batch": count, "steps": encoded})
+        """Queue one transaction of `steps` that completes the events up to `count`.
+
+        Rows go as they are (one orjson call for the batch); the child binds them in its
+        statements' parameter order, so that work is done on its core, not the server's.
+        """
+        frame = _frame({"batch": count, "steps": [[self._id(s), rows] for s, rows in steps]})
         self._pending.append((count, frame))
         self._write(frame)
 
-    def _id(self, sql: str) -> int:
-        number = self._sql.get(sql)
+    def _id(self, statement: Statement) -> int:
+        number = self._ids.get(statement.sql)
         if number is None:
-            number = self._sql[sql] = len(self._sql)
-            self._write(_frame({"define": {str(number): sql}}))
+            number = self._ids[statement.sql] = len(self._ids)
+            definition = {
+                "sql": statement.sql,
+                "names": statement.names,
+                "rows": statement.rows_sql,
+                "most": ROWS_PER_STATEMENT,
+            }
+            self._definitions[str(number)] = definition
+            self._write(_frame({"define": {str(number): definition}}))
         return number
 
     def _write(self, frame: bytes) -> None:
@@ -159,6 +160,7 @@ class ProcessWriter:
                 code,
                 len(self._pending),
             )
+            self._give_up_on_a_poison_batch()
             while self._process is None:
                 try:
                     await self._spawn()
@@ -168,6 +170,21 @@ class ProcessWriter:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
             delay = 0.05
+
+    def _give_up_on_a_poison_batch(self) -> None:
+        """Drop the oldest unanswered batch once the child has died MAX_DEATHS times while it
+        was the oldest (a batch that kills the child would otherwise do so for ever)."""
+        if not self._pending:
+            return
+        oldest = self._pending[0][0]
+        deaths = self._deaths[1] + 1 if self._deaths[0] == oldest else 1
+        self._deaths = (oldest, deaths)
+        if deaths >= MAX_DEATHS:
+            self._pending.popleft()
+            log.error(
+                "journal batch dropped: the SQLite writer process died %d times on it", deaths
+            )
+            self._on_committed(oldest)
 
     def _handle(self, line: str) -> None:
         word, _, rest = line.partition(" ")

@@ -241,3 +241,33 @@ def running(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_a_batch_the_child_keeps_dying_on_is_dropped_after_three_deaths(table, caplog):
+    committed: list[int] = []
+    writer = ProcessWriter(str(table), committed.append)
+    await writer.start()
+    lock = sqlite3.connect(table, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the batch cannot commit: it stays the oldest unanswered
+    try:
+        writer.send([(INSERT, [{"k": 1, "v": "one"}])], 1)
+        with caplog.at_level(logging.ERROR, logger="conv3n.storage"):
+            for deaths in range(1, sqlite_process.MAX_DEATHS + 1):
+                pid = writer.pid
+                assert pid is not None
+                os.kill(pid, signal.SIGKILL)
+                async with asyncio.timeout(30):
+                    while writer.pid in (None, pid) and not committed:
+                        await asyncio.sleep(0.005)
+                assert bool(committed) == (deaths == sqlite_process.MAX_DEATHS)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    try:
+        writer.send([(INSERT, [{"k": 2, "v": "two"}])], 2)
+        await wait_for(committed, 2)
+    finally:
+        await writer.close()
+    assert committed == [1, 2]
+    assert "died 3 times" in caplog.text
+    assert rows(table) == [(2, "two")]

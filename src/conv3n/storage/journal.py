@@ -250,8 +250,8 @@ class StoreJournal:
         CPU indefinitely. On SQLite, a finishing execution that finds the batch a window old
         hands it to the writer process (or, inline, writes it itself, as the writer task
         would on this same thread). Otherwise, past several windows it yields once, and past
-        MAX_PENDING unwritten events it waits until half of them are committed (not all: the
-        newest batch is still gathering its window).
+        MAX_PENDING unwritten events it waits for the commit (of the older half, with the
+        writer process).
         """
         if not self._oldest:
             return
@@ -259,7 +259,12 @@ class StoreJournal:
         if age >= self._window_s and self._may_write_now():
             self._write_now()
         elif self._pushed - self._committed > MAX_PENDING:
-            await self._committed_up_to(self._pushed - MAX_PENDING // 2)
+            if self._process is not None:
+                # its answers come in order: wait for the older half, not for the newest
+                # batch, which is still gathering its window
+                await self._committed_up_to(self._pushed - MAX_PENDING // 2)
+            else:
+                await self.flush()
         elif age > self._overdue_s:
             await asyncio.sleep(0)
 
@@ -376,6 +381,10 @@ class StoreJournal:
         delay = 0.05
         while True:
             await self._wake.wait()
+            if self._window_s and not self._closing and self._inline is None:
+                # a server database: each commit is a round trip through the async driver,
+                # so a full window after the last one makes batches as large as they get
+                await asyncio.sleep(self._window_s)
             while self._window_s and self._oldest and not self._closing:
                 # the window runs from the batch's first event, not from when the writer got
                 # the CPU: a writer that was kept waiting takes the batch at once (and one

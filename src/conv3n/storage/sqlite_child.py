@@ -16,8 +16,9 @@ other end, and describes the protocol:
   batch is retried with backoff until it commits: an accepted result is never dropped).
 
 At the end of stdin (the server closed it, or died) it finishes the batch in hand and exits.
-It checkpoints the WAL (PASSIVE) after a commit at most every CHECKPOINT_EVERY_S, so WAL
-pages are copied into the database file outside the server's process.
+It checkpoints the WAL (PASSIVE, in a thread of its own) after a commit at most every
+CHECKPOINT_EVERY_S, so WAL pages are copied into the database file outside the server's
+process.
 """
 
 import contextlib
@@ -26,6 +27,7 @@ import signal
 import sqlite3
 import struct
 import sys
+import threading
 import time
 from typing import Any, BinaryIO
 
@@ -126,6 +128,7 @@ def say(line: str) -> None:
 def serve(path: str, stream: BinaryIO, checkpoint_every_s: float) -> None:
     connection: sqlite3.Connection | None = connect(path)
     statements = Statements()
+    checkpoints = Checkpoints(path)
     checkpointed_at = time.monotonic()
     say("ready")
     while (frame := read_frame(stream)) is not None:
@@ -141,8 +144,7 @@ def serve(path: str, stream: BinaryIO, checkpoint_every_s: float) -> None:
                 commit(connection, statements, steps)
                 say(f"ok {count}")
                 if time.monotonic() - checkpointed_at >= checkpoint_every_s:
-                    # keep the WAL short (readers search it); PASSIVE never waits for anyone
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    checkpoints.due.set()
                     checkpointed_at = time.monotonic()
                 break
             except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -161,6 +163,40 @@ def serve(path: str, stream: BinaryIO, checkpoint_every_s: float) -> None:
                     connection = None
     if connection is not None:
         connection.close()
+    checkpoints.stop()
+
+
+class Checkpoints:
+    """A thread that checkpoints the WAL (PASSIVE: it never waits for anyone) when told to, on
+    its own connection: copying pages and syncing the file take tens of milliseconds here,
+    and commits go on meanwhile (SQLite releases the GIL while it works)."""
+
+    def __init__(self, path: str):
+        self.due = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, args=(path,), daemon=True)
+        self._thread.start()
+
+    def _run(self, path: str) -> None:
+        connection: sqlite3.Connection | None = None
+        while True:
+            self.due.wait()
+            self.due.clear()
+            if self._stopping:
+                break
+            try:
+                connection = connection or connect(path)
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                say(f"warning checkpoint failed (retried later): {exc}")
+                connection = None
+        if connection is not None:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.due.set()
+        self._thread.join()
 
 
 def main() -> None:

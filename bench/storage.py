@@ -47,7 +47,7 @@ async def drive(run: "asyncio.Future[object] | object", total: int, concurrency:
     return total / (time.perf_counter() - start)
 
 
-ROUNDS = 3
+ROUNDS = 5
 """Each figure is the best of this many rounds (one round is well under a second: the best
 is the steadiest figure on a shared machine)."""
 
@@ -130,8 +130,8 @@ def report(rows: list[tuple[str, int, float, float, float]]) -> str:
     lines = [
         "## Persistence (issue 3)",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, by "
-        "`python bench/storage.py`: the best of 3 rounds of 3,000 executions of "
+        f"Measured {time.strftime('%Y-%m-%d %H:%M')} UTC, Python {platform.python_version()}, by "
+        f"`python bench/storage.py`: the best of {ROUNDS} rounds of 3,000 executions of "
         "bench/five_nodes.yaml (after 600 to warm up). *off* is the Runtime with persistence "
         "off (CONV3N_PERSIST=off: the same code path, concurrency limits and log binding, "
         "with a journal that stores nothing); *on* stores "

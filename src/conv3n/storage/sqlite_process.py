@@ -190,6 +190,9 @@ class ProcessWriter:
         word, _, rest = line.partition(" ")
         if word == "ok" or word == "refused":
             text, _, message = rest.partition(" ")
+            if not text.isdigit():
+                log.warning("the SQLite writer process said: %s", line)
+                return
             count = int(text)
             if word == "refused":
                 log.error("journal batch refused by the database; it is dropped: %s", message)
@@ -216,6 +219,8 @@ class ProcessWriter:
                 await process.wait()
         if self._reader is not None:
             reader, self._reader = self._reader, None
+            if process is None:  # it was starting a new child: stop that
+                reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
 

@@ -271,3 +271,17 @@ async def test_a_batch_the_child_keeps_dying_on_is_dropped_after_three_deaths(ta
     assert committed == [1, 2]
     assert "died 3 times" in caplog.text
     assert rows(table) == [(2, "two")]
+
+
+async def test_closing_while_a_new_child_cannot_start_returns(table, monkeypatch):
+    writer = ProcessWriter(str(table), lambda count: None)
+    await writer.start()
+    pid = writer.pid
+    assert pid is not None
+    monkeypatch.setattr(sqlite_process, "CHILD", table.parent / "missing.py")
+    os.kill(pid, signal.SIGKILL)
+    async with asyncio.timeout(30):
+        while running(pid):  # the reader is now trying, and failing, to start another
+            await asyncio.sleep(0.005)
+        await writer.close()
+    assert writer.pid is None

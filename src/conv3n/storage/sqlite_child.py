@@ -29,6 +29,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 # a database that is locked, full, read-only or gone may come back: retry; anything else in a
@@ -97,19 +98,27 @@ class Statements:
             cursor.execute(text, [row[n] for row in chunk for n in names])
 
 
-def commit(connection: sqlite3.Connection, statements: Statements, steps: list[Any]) -> None:
-    """One transaction with every step of a batch."""
+@contextlib.contextmanager
+def immediate(connection: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
+    """A write transaction (`BEGIN IMMEDIATE`), committed at the end, rolled back on any error.
+    The server's inline writer uses it too (`sqlite_inline.py`)."""
     cursor = connection.cursor()
     cursor.execute("BEGIN IMMEDIATE")
     try:
-        for number, rows in steps:
-            statements.run(cursor, number, rows)
+        yield cursor
         cursor.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 cursor.execute("ROLLBACK")
         raise
+
+
+def commit(connection: sqlite3.Connection, statements: Statements, steps: list[Any]) -> None:
+    """One transaction with every step of a batch."""
+    with immediate(connection) as cursor:
+        for number, rows in steps:
+            statements.run(cursor, number, rows)
 
 
 def transient(exc: sqlite3.Error) -> bool:

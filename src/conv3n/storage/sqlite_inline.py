@@ -19,6 +19,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from conv3n.errors import Unavailable
 from conv3n.storage.database import Database
+from conv3n.storage.sqlite_child import immediate
 from conv3n.storage.statements import Statement, Statements
 
 log = logging.getLogger("conv3n.storage")
@@ -48,18 +49,9 @@ class InlineWriter:
             Unavailable: the database is locked, full or gone (the batch may be retried).
         """
         try:
-            connection = self._connection()
-            cursor = connection.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self._connection()) as cursor:
                 for statement, rows in steps:
                     self._sql.run_sqlite(cursor, statement, rows)
-                cursor.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        cursor.execute("ROLLBACK")
-                raise
         except (sqlite3.OperationalError, sqlite3.InterfaceError) as exc:
             self._disconnect()  # the next attempt starts on a new connection
             raise Unavailable(f"the database is unavailable: {exc}") from exc

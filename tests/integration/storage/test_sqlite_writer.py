@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conv3n.compiler import load_workflow
+from conv3n.errors import InvalidInput
 from conv3n.runtime import Settings
 from conv3n.runtime.service import Runtime
 from conv3n.storage import sqlite_process
@@ -117,7 +118,7 @@ async def test_a_writer_process_that_cannot_start_falls_back_to_inline_writes(
 
 
 def test_an_invalid_writer_setting_names_the_variable(tmp_path):
-    with pytest.raises(Exception, match="CONV3N_SQLITE_WRITER"):
+    with pytest.raises(InvalidInput, match="CONV3N_SQLITE_WRITER"):
         settings(tmp_path, CONV3N_SQLITE_WRITER="thread")
 
 
@@ -235,11 +236,11 @@ def test_the_writer_process_exits_when_the_server_is_killed(tmp_path):
 
 
 def running(pid: int) -> bool:
-    """Whether a process that is not our child still runs (a zombie has exited)."""
+    """Whether a process still runs (a zombie has exited), without reaping it."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before or while it was read
         return False
 
 

@@ -286,3 +286,13 @@ async def test_closing_while_a_new_child_cannot_start_returns(table, monkeypatch
             await asyncio.sleep(0.005)
         await writer.close()
     assert writer.pid is None
+
+
+def test_answers_the_server_does_not_understand_are_logged_not_fatal(tmp_path, caplog):
+    committed: list[int] = []
+    writer = ProcessWriter(str(tmp_path / "t.db"), committed.append)
+    with caplog.at_level(logging.WARNING, logger="conv3n.storage"):
+        for line in ("ok", "ok twelve", "refused -3 nope", "", "\x00garbage", "ok 7"):
+            writer._handle(line)  # the reader's parser of the child's lines
+    assert committed == [7]
+    assert caplog.text.count("the SQLite writer process said") == 5

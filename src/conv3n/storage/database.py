@@ -86,8 +86,8 @@ class Database:
 
     @property
     def sync_engine(self) -> Engine:
-        """A synchronous engine on the same database, for code that runs in its own thread (the
-        journal's writer: one thread hop per transaction instead of one per statement)."""
+        """A synchronous engine on the same database: the journal's inline SQLite writer (on
+        the event loop's thread) and WAL checkpoints (in a thread) use it."""
         if self._sync is None:
             url = make_url(self.url)
             sync_url = url.set(drivername=_SYNC_DRIVERS[url.drivername])

@@ -28,6 +28,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    header_pairs: list[tuple[str, str]] = field(default_factory=list)  # repeats kept, in order
 
 
 Handler = Callable[[Recorded], tuple[int, dict[str, str], bytes]]
@@ -69,7 +70,8 @@ def upstream() -> Iterator[Upstream]:
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            recorded = Recorded(self.command, self.path, dict(self.headers.items()), body)
+            pairs = list(self.headers.items())
+            recorded = Recorded(self.command, self.path, dict(pairs), body, pairs)
             state.requests.append(recorded)
             handler = state.routes.get(self.path.split("?")[0])
             if handler is None:
@@ -90,6 +92,8 @@ def upstream() -> Iterator[Upstream]:
             pass
 
     class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # socketserver's 5 drops connections opened at once
+
         def handle_error(self, request: Any, client_address: Any) -> None:
             # a client that went away (a killed process, a timeout) is part of many tests
             if not isinstance(sys.exc_info()[1], ConnectionError):

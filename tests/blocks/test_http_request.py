@@ -1,7 +1,9 @@
 """std/http_request against a real local HTTP server (the `upstream` fixture)."""
 
+import asyncio
 import base64
 import email.utils
+import gzip
 import json
 import threading
 from collections.abc import Iterator
@@ -9,9 +11,9 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import pytest
 
+from conv3n.blocks.std import http_request
 from conv3n.engine import Engine
 from conv3n.errors import WorkflowInvalid
 from conv3n.model import JSON, ExecutionRecord
@@ -182,22 +184,16 @@ async def test_header_values_rendered_as_numbers_are_sent_as_text(upstream: Upst
 
 async def test_users_content_type_in_any_case_replaces_the_default_once(upstream: Upstream):
     upstream.route("/h", body={})
-    sent: list[httpx.Request] = []
-
-    async def capture(request: httpx.Request) -> None:
-        sent.append(request)
-
     config = {
         "method": "POST",
         "url": upstream.url("/h"),
         "headers": {"content-type": "application/vnd.api+json"},
         "body": {"a": 1},
     }
-    async with Engine() as engine:
-        engine.http.event_hooks["request"].append(capture)
-        record = await _run_one(config, engine=engine)
+    record = await _run_one(config)
     assert record.status == "success", record.error
-    assert sent[0].headers.get_list("content-type") == ["application/vnd.api+json"]
+    sent = [v for k, v in upstream.requests[0].header_pairs if k.lower() == "content-type"]
+    assert sent == ["application/vnd.api+json"]
 
 
 async def test_header_with_a_line_break_is_a_config_error_naming_the_header(upstream: Upstream):
@@ -446,7 +442,7 @@ async def test_connection_refused_is_a_retryable_error():
     assert result.status == "error"
     assert result.error is not None
     assert result.error.type == "block_error"
-    assert result.error.details["kind"] == "ConnectError"
+    assert result.error.details["kind"] == "connect"
     assert result.attempts == 2
 
 
@@ -461,20 +457,36 @@ async def test_response_over_max_response_bytes_fails_without_retry(upstream: Up
 
 
 async def test_streamed_response_over_max_response_bytes_fails():
-    async def chunks() -> Any:
-        for _ in range(100):
-            yield b"x" * 100
+    """A chunked answer with no Content-Length is cut off at the limit, while it streams."""
+    sent: list[int] = []
+    done = asyncio.Event()
+    chunk = b"x" * 10_000
 
-    def answer(_request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=chunks())
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n")
+        writer.write(b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(10_000):  # 100 MB if nobody stops reading
+                writer.write(b"2710\r\n" + chunk + b"\r\n")
+                await writer.drain()
+                sent.append(len(chunk))
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+            done.set()
 
-    transport = httpx.MockTransport(answer)
-    config = {"url": "http://upstream.test/stream", "max_response_bytes": 1000}
-    async with httpx.AsyncClient(transport=transport) as client, Engine(http=client) as engine:
-        record = await _run_one(config, engine=engine)
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = {"url": f"http://127.0.0.1:{port}/stream", "max_response_bytes": 1000}
+    async with server:
+        record = await _run_one(config)
+        await asyncio.wait_for(done.wait(), 30)
     assert record.status == "error"
     assert record.error is not None
     assert "over the 1,000 byte limit" in record.error.message
+    assert sum(sent) < 100_000_000  # the client hung up instead of reading it all
 
 
 async def test_malformed_url_is_a_workflow_error_naming_config_url():
@@ -541,11 +553,6 @@ async def test_two_nodes_share_the_engines_client_and_connection(upstream: Upstr
         return 200, {"Content-Type": "application/json"}, b"{}"
 
     upstream.routes["/a"] = upstream.routes["/b"] = answer
-    seen: list[str] = []
-
-    async def capture(request: httpx.Request) -> None:
-        seen.append(request.url.path)
-
     document = {
         "nodes": [
             {"id": "a", "type": "std/http_request", "config": {"url": upstream.url("/a")}},
@@ -554,9 +561,137 @@ async def test_two_nodes_share_the_engines_client_and_connection(upstream: Upstr
         "connections": [{"from": "a", "to": "b"}],
     }
     async with Engine() as engine:
-        engine.http.event_hooks["request"].append(capture)
         record = await run_workflow(document, engine=engine)
     assert record.status == "success", record.error
-    assert seen == ["/a", "/b"]
+    assert [r.path for r in upstream.requests] == ["/a", "/b"]
     assert len(handled_on) == 2
     assert handled_on[0] == handled_on[1]
+
+
+# --- what the client does for the caller ---------------------------------------------------------
+
+
+async def test_redirect_is_followed_to_the_final_answer(upstream: Upstream):
+    upstream.routes["/old"] = lambda _r: (302, {"Location": "/new"}, b"")
+    upstream.route("/new", body={"moved": True})
+    result = await run_block("std/http_request", {"url": upstream.url("/old")})
+    assert result.status == "success", result.error
+    assert result.data["status"] == 200
+    assert result.data["body"] == {"moved": True}
+    assert [r.path for r in upstream.requests] == ["/old", "/new"]
+
+
+async def test_redirect_loop_fails_without_retry(upstream: Upstream):
+    upstream.routes["/loop"] = lambda _r: (302, {"Location": "/loop"}, b"")
+    result = await run_block("std/http_request", {"url": upstream.url("/loop")}, retry=RETRY3)
+    assert result.status == "error"
+    assert result.error is not None
+    assert result.error.details["kind"] == "too_many_redirects"
+    assert result.attempts == 1
+
+
+async def test_gzip_response_is_decoded(upstream: Upstream):
+    packed = gzip.compress(json.dumps({"packed": "yes"}).encode())
+    upstream.routes["/z"] = lambda _r: (
+        200,
+        {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        packed,
+    )
+    result = await run_block("std/http_request", {"url": upstream.url("/z")})
+    assert result.status == "success", result.error
+    assert result.data["body"] == {"packed": "yes"}
+
+
+async def test_corrupt_gzip_response_is_a_block_error(upstream: Upstream):
+    upstream.routes["/z"] = lambda _r: (200, {"Content-Encoding": "gzip"}, b"not gzip at all")
+    result = await run_block("std/http_request", {"url": upstream.url("/z")})
+    assert result.status == "error"
+    assert result.error is not None
+    assert result.error.type == "block_error"
+    assert result.error.details["kind"] == "body"
+
+
+async def test_repeated_response_headers_are_joined_under_a_lower_case_name(upstream: Upstream):
+    def answer(_request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        return 200, {"X-Tag": "one", "x-tag": "two"}, b""
+
+    upstream.routes["/h"] = answer
+    result = await run_block("std/http_request", {"url": upstream.url("/h")})
+    assert result.status == "success", result.error
+    assert result.data["headers"]["x-tag"] == "one, two"
+
+
+async def test_percent_encoded_path_is_sent_as_written(upstream: Upstream):
+    upstream.route("/a%2Fb/c%20d", body={})
+    result = await run_block("std/http_request", {"url": upstream.url("/a%2Fb/c%20d?q=%26x")})
+    assert result.status == "success", result.error
+    assert upstream.requests[0].path == "/a%2Fb/c%20d?q=%26x"
+
+
+async def test_non_ascii_header_value_is_sent_as_utf8(upstream: Upstream):
+    upstream.route("/h", body={})
+    config = {"url": upstream.url("/h"), "headers": {"X-Name": "café"}}
+    result = await run_block("std/http_request", config)
+    assert result.status == "success", result.error
+    # http.server decodes header bytes as latin-1: the UTF-8 bytes of "café" arrive.
+    assert _header(upstream.requests[0], "x-name") == "café".encode().decode("latin-1")
+
+
+async def test_connection_closed_mid_body_is_retryable():
+    """The server promises 1,000 bytes, sends 10 and hangs up: another attempt may succeed."""
+    answers = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answers
+        answers += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        result = await run_block(
+            "std/http_request", {"url": f"http://127.0.0.1:{port}/cut"}, retry=RETRY3
+        )
+    assert result.status == "error"
+    assert result.error is not None
+    assert result.error.details["kind"] == "body"
+    assert result.attempts == 3
+    assert answers == 3
+
+
+async def test_many_concurrent_requests_share_the_pool(upstream: Upstream):
+    upstream.route("/n", body={"ok": True})
+    document = {
+        "nodes": [
+            {"id": f"n{i}", "type": "std/http_request", "config": {"url": upstream.url("/n")}}
+            for i in range(40)
+        ]
+    }
+    async with Engine() as engine:
+        records = await asyncio.gather(*(run_workflow(document, engine=engine) for _ in range(5)))
+    assert [r.status for r in records] == ["success"] * 5
+    assert len(upstream.requests) == 200
+
+
+async def test_http_proxy_from_the_environment_is_used_and_no_proxy_bypasses_it(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+):
+    """The upstream plays an HTTP proxy: it sees the absolute URL in the request line."""
+    upstream.routes["http://api.example.test/x"] = lambda _r: (200, {}, b"via proxy")
+    upstream.route("/direct", body="direct")
+    monkeypatch.setenv("HTTP_PROXY", upstream.url())
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    http_request._env_proxies.cache_clear()
+    try:
+        proxied = await run_block("std/http_request", {"url": "http://api.example.test/x"})
+        direct = await run_block("std/http_request", {"url": upstream.url("/direct")})
+    finally:
+        http_request._env_proxies.cache_clear()
+    assert proxied.status == "success", proxied.error
+    assert proxied.data["body"] == "via proxy"
+    assert direct.status == "success", direct.error
+    assert direct.data["body"] == "direct"
+    assert [r.path for r in upstream.requests] == ["http://api.example.test/x", "/direct"]

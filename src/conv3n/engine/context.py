@@ -16,7 +16,7 @@ from conv3n.errors import BlockError, ExpressionError, SecretNotFound
 from conv3n.model import JSON, WebhookResponse
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
 
     from conv3n.compiler import PlanNode
     from conv3n.engine.runner import Run
@@ -76,7 +76,7 @@ class NodeContext:
         return logging.getLogger(f"conv3n.node.{self._node.id}")
 
     @property
-    def http(self) -> "httpx.AsyncClient":
+    def http(self) -> "aiohttp.ClientSession":
         """The engine's shared HTTP client."""
         return self._run.engine.http
 

@@ -22,7 +22,7 @@ from conv3n.errors import BlockError, SecretNotFound
 from conv3n.model import JSON, ExecutionRecord, ExecutionStatus, NodeRecord
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
 
 T = TypeVar("T")
 log = logging.getLogger("conv3n.engine")
@@ -82,7 +82,7 @@ class Engine:
         secrets: Mapping[str, str] | None = None,
         workflows: WorkflowSource | None = None,
         options: EngineOptions | None = None,
-        http: "httpx.AsyncClient | None" = None,
+        http: "aiohttp.ClientSession | None" = None,
         redactor: Redactor | None = None,
     ):
         self.journal: Journal = journal or NullJournal()
@@ -99,16 +99,21 @@ class Engine:
         self._shared: dict[str, Any] = {}
 
     @property
-    def http(self) -> "httpx.AsyncClient":
-        """The shared HTTP client, created on first use (so runs without HTTP never import it)."""
-        if self._http is None:
-            import httpx
+    def http(self) -> "aiohttp.ClientSession":
+        """The shared HTTP client, created on first use (so runs without HTTP never import it).
 
-            limits = httpx.Limits(
-                max_connections=self.options.http_max_connections, max_keepalive_connections=20
-            )
-            self._http = httpx.AsyncClient(
-                timeout=self.options.http_timeout_s, limits=limits, follow_redirects=True
+        aiohttp rather than httpx: a tenth of the CPU per request (decision 0012). It follows
+        redirects and decompresses. `trust_env` is off: with it on, aiohttp reads ~/.netrc and
+        the proxy variables again for every request, in a thread; std/http_request reads the
+        proxy variables once instead.
+        """
+        if self._http is None:
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(limit=self.options.http_max_connections)
+            self._http = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.options.http_timeout_s),
             )
         return self._http
 
@@ -239,7 +244,7 @@ class Engine:
         for key, value in reversed(shared.items()):
             await _close(key, value)
         if self._http is not None and self._own_http:
-            await self._http.aclose()
+            await self._http.close()
             self._http = None
 
     async def __aenter__(self) -> "Engine":

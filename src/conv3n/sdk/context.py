@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
-    import httpx
+    import aiohttp
 
 T = TypeVar("T")
 
@@ -60,8 +60,8 @@ class Context(Protocol):
         """A logger bound to this execution and node."""
 
     @property
-    def http(self) -> "httpx.AsyncClient":
-        """The engine's shared HTTP client (one connection pool for every node)."""
+    def http(self) -> "aiohttp.ClientSession":
+        """The engine's shared aiohttp session (one connection pool for every node)."""
 
     @property
     def files_root(self) -> "Path | None":

@@ -1,7 +1,9 @@
-"""std/http_request: one HTTP call through the engine's shared connection pool (httpx)."""
+"""std/http_request: one HTTP call through the engine's shared connection pool (aiohttp)."""
 
 import base64
 import email.utils
+import functools
+import io
 import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -24,11 +26,16 @@ from conv3n.model import JSON
 from conv3n.sdk import BlockError, Context, block
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
+    from multidict import CIMultiDictProxy
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 ERROR_BODY_CHARS = 4096
+# One response header line may be this long (aiohttp's default, 8 KiB, is below what some
+# APIs send in cookies and policies); a longer one fails the node.
+MAX_HEADER_LINE = 64 * 1024
+READ_CHUNK = 64 * 1024
 # Statuses worth another attempt besides 5xx: the server may answer differently later.
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 # Content types that are text even without a charset.
@@ -112,66 +119,128 @@ class HttpRequestConfig(BaseModel):
 @block("http_request")
 async def http_request(ctx: Context, config: HttpRequestConfig) -> JSON:
     """Send one HTTP request and return `{status, headers, body}` (JSON bodies parsed)."""
-    import httpx
+    import aiohttp
+    from multidict import CIMultiDict
+    from yarl import URL
 
-    # httpx.Headers: case-insensitive, so a user's `content-type` is not sent twice.
-    headers = httpx.Headers(config.headers, encoding="utf-8")
+    # Case-insensitive, so a user's `content-type` is not sent twice.
+    headers: CIMultiDict[str] = CIMultiDict(config.headers)
     if config.credential:
         token = await ctx.secret(config.credential)
         headers["Authorization"] = token if " " in token.strip() else f"Bearer {token}"
     if config.idempotency_header:
         headers[config.idempotency_header] = ctx.idempotency_key
-    kwargs: dict[str, Any] = {}
+    data: bytes | None = None
     if config.body is not None and config.method not in ("GET", "HEAD"):
         if config.body_type == "json":
-            kwargs["content"] = json.dumps(config.body, separators=(",", ":")).encode()
+            data = json.dumps(config.body, separators=(",", ":")).encode()
             headers.setdefault("Content-Type", "application/json")
         elif config.body_type == "form":
             fields = config.body if isinstance(config.body, dict) else {}
-            kwargs["content"] = urlencode(_pairs(fields), quote_via=quote).encode()
+            data = urlencode(_pairs(fields), quote_via=quote).encode()
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         else:
-            kwargs["content"] = _text(config.body).encode()
+            data = _text(config.body).encode()
             headers.setdefault("Content-Type", "text/plain; charset=utf-8")
     url = _with_query(str(config.url), _pairs(config.query))
     try:
-        async with ctx.http.stream(
-            config.method, url, headers=headers, timeout=config.timeout_ms / 1000, **kwargs
+        # encoded=True: the URL is sent as pydantic normalised it and _with_query encoded it.
+        async with ctx.http.request(
+            config.method,
+            URL(url, encoded=True),
+            headers=headers,
+            # aiohttp writes a large bytes body in one call; a file object goes out in chunks.
+            data=io.BytesIO(data) if data is not None and len(data) > 2**20 else data,
+            timeout=aiohttp.ClientTimeout(total=config.timeout_ms / 1000),
+            proxy=_proxy(config.url.scheme, config.url.host or ""),
+            max_line_size=MAX_HEADER_LINE,
+            max_field_size=MAX_HEADER_LINE,
         ) as reply:
             raw = await _read(reply, config.max_response_bytes)
-    except httpx.TimeoutException as exc:
+            status = reply.status
+            answer_headers = _headers(reply.headers)
+            charset = reply.charset
+    except TimeoutError:
         raise BlockError(
             f"{config.method} {url} timed out after {config.timeout_ms} ms",
             retryable=True,
-            details={"url": url, "kind": type(exc).__name__},
+            details={"url": url, "kind": "timeout"},
         ) from None
-    except httpx.TransportError as exc:
-        # Our side could not form the request: sending it again cannot help.
-        local = isinstance(exc, httpx.LocalProtocolError | httpx.UnsupportedProtocol)
+    except aiohttp.ClientError as exc:
+        kind, retryable = _failure(exc)
         raise BlockError(
-            f"{config.method} {url} failed: {exc or type(exc).__name__}",
-            retryable=not local,
-            details={"url": url, "kind": type(exc).__name__},
+            f"{config.method} {url} failed: {_reason(exc)}",
+            retryable=retryable,
+            details={"url": url, "kind": kind},
         ) from None
-    except (httpx.RequestError, httpx.InvalidURL) as exc:
-        # Too many redirects, an undecodable Content-Encoding, a URL httpx refuses.
-        raise BlockError(
-            f"{config.method} {url} failed: {exc or type(exc).__name__}",
-            details={"url": url, "kind": type(exc).__name__},
-        ) from None
-    status = reply.status_code
-    body = _decode(reply, raw)
+    body = _decode(answer_headers.get("content-type", ""), charset, raw)
     if config.fail_on_status and status >= 400:
         retry_after = None
         if status in (429, 503):
-            retry_after = _retry_after_ms(reply.headers.get("retry-after", ""), timing.now(ctx))
+            retry_after = _retry_after_ms(answer_headers.get("retry-after", ""), timing.now(ctx))
         raise BlockError(
             f"{config.method} {url} answered {status}",
             retryable=status in RETRYABLE_STATUSES or status >= 500,
             retry_after_ms=retry_after,
             details={"status": status, "body": _excerpt(body)},
         )
-    return {"status": status, "headers": dict(reply.headers), "body": body}
+    return {"status": status, "headers": answer_headers, "body": body}
+
+
+@functools.cache
+def _env_proxies() -> dict[str, str]:
+    """HTTP_PROXY, HTTPS_PROXY and NO_PROXY (any case), read once per process."""
+    import urllib.request  # not at import time: it pulls in http.client and email
+
+    return urllib.request.getproxies_environment()
+
+
+def _proxy(scheme: str, host: str) -> str | None:
+    """The proxy for a request to `host`, from the environment (None: connect directly)."""
+    # Not in typeshed; public in CPython (proxy_bypass reads the environment again each call).
+    from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
+
+    proxies = _env_proxies()
+    if not proxies or proxy_bypass_environment(host, proxies):
+        return None
+    return proxies.get(scheme)
+
+
+def _failure(exc: "aiohttp.ClientError") -> tuple[str, bool]:
+    """The `details.kind` of a failed request, and whether another attempt may succeed."""
+    import aiohttp
+
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid_url", False  # a URL the client refuses: sending again cannot help
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return "too_many_redirects", False
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect", True  # refused, unreachable, DNS
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "body", True  # the body broke off or did not decode
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "protocol", True  # a malformed answer (such as an oversized header)
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return "connection", True  # the server closed the connection mid-request
+    return "client", False
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's message, without aiohttp's `ClientResponseError` prefix noise."""
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientResponseError) and exc.message:
+        return str(exc.message)
+    return str(exc) or type(exc).__name__
+
+
+def _headers(headers: "CIMultiDictProxy[str]") -> dict[str, str]:
+    """Response headers as an object: names in lower case, repeated fields joined by `, `."""
+    merged: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        merged[key] = f"{merged[key]}, {value}" if key in merged else value
+    return merged
 
 
 def _pairs(fields: dict[str, JSON]) -> list[tuple[str, str]]:
@@ -184,7 +253,7 @@ def _pairs(fields: dict[str, JSON]) -> list[tuple[str, str]]:
 
 
 def _with_query(url: str, pairs: list[tuple[str, str]]) -> str:
-    """`url` with `pairs` appended to its own query string (httpx's `params=` would replace it)."""
+    """`url` with `pairs` appended to its own query string (`params=` would replace it)."""
     if not pairs:
         return url
     base, hash_, fragment = url.partition("#")
@@ -192,7 +261,7 @@ def _with_query(url: str, pairs: list[tuple[str, str]]) -> str:
     return f"{base}{separator}{urlencode(pairs, quote_via=quote)}{hash_}{fragment}"
 
 
-async def _read(reply: "httpx.Response", limit: int) -> bytes:
+async def _read(reply: "aiohttp.ClientResponse", limit: int) -> bytes:
     declared = reply.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise BlockError(
@@ -201,7 +270,7 @@ async def _read(reply: "httpx.Response", limit: int) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in reply.aiter_bytes():
+    async for chunk in reply.content.iter_chunked(READ_CHUNK):
         size += len(chunk)
         if size > limit:
             raise BlockError(
@@ -228,20 +297,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _decode(reply: "httpx.Response", raw: bytes) -> JSON:
+def _decode(content_type: str, charset: str | None, raw: bytes) -> JSON:
     """JSON when the response says so and parses; text when it is text; else `{base64}`."""
     if not raw:
         return None
-    content_type = reply.headers.get("content-type", "").lower()
+    content_type = content_type.lower()
     if "json" in content_type:
         try:
             return json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, RecursionError):
             pass
-    textual = not content_type or reply.charset_encoding is not None
+    textual = not content_type or charset is not None
     if textual or any(kind in content_type for kind in TEXT_TYPES):
         try:
-            return raw.decode(reply.charset_encoding or "utf-8")
+            return raw.decode(charset or "utf-8")
         except (UnicodeDecodeError, LookupError):
             pass
     return {"base64": base64.b64encode(raw).decode()}

@@ -525,6 +525,14 @@ async def test_huge_response_header_is_a_block_error_not_a_crash(upstream: Upstr
     assert result.error.type == "block_error"
 
 
+async def test_response_header_of_twenty_kilobytes_is_read(upstream: Upstream):
+    """Over aiohttp's default line limit of 8 KiB, under the block's 64 KiB."""
+    upstream.routes["/h"] = lambda _r: (200, {"X-Policy": "p" * 20_000}, b"")
+    result = await run_block("std/http_request", {"url": upstream.url("/h")})
+    assert result.status == "success", result.error
+    assert len(result.data["headers"]["x-policy"]) == 20_000
+
+
 async def test_ten_megabyte_request_body_arrives_whole(upstream: Upstream):
     upstream.route("/upload", body={"ok": True})
     body = "x" * (10 * 1024 * 1024)

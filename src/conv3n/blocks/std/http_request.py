@@ -197,13 +197,13 @@ def _env_proxies() -> dict[str, str]:
 
 def _proxy(scheme: str, host: str) -> str | None:
     """The proxy for a request to `host`, from the environment (None: connect directly)."""
+    proxies = _env_proxies()
+    if not proxies:
+        return None
     # Not in typeshed; public in CPython (proxy_bypass reads the environment again each call).
     from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
 
-    proxies = _env_proxies()
-    if not proxies or proxy_bypass_environment(host, proxies):
-        return None
-    return proxies.get(scheme)
+    return None if proxy_bypass_environment(host, proxies) else proxies.get(scheme)
 
 
 def _failure(exc: "aiohttp.ClientError") -> tuple[str, bool]:

@@ -34,6 +34,9 @@ class Conv3n(System):
         self.variant = variant  # "base", or an experiment of webhook_cpu.py (profiling only)
         self.data_dir = work / "conv3n-data"
 
+    def has(self, workflow: str) -> bool:
+        return (WORKFLOWS / f"{workflow}.yaml").is_file()
+
     def command(self) -> list[str]:
         if self.variant != "base":
             launcher = str(HERE / "serve_variant.py")

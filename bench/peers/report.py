@@ -30,11 +30,18 @@ TITLES = {
     "a": "(a) webhook → set 2 fields → respond",
     "b": "(b) webhook → 20 set/condition → respond",
     "c": "(c) webhook → code: sum 1,000 numbers → respond",
+    "c-call": "(c-call) as (c), conv3n's default: a process per call",
     "d": "(d) webhook → HTTP call → transform → respond",
 }
 
 
+PEER_OF = {"c-call": "c"}
+"""conv3n-only workflows and the peers' workflow they are compared with."""
+
+
 def _run(results: dict[str, Any], system: str, workflow: str, conns: str) -> dict[str, Any] | None:
+    if system != "conv3n":
+        workflow = PEER_OF.get(workflow, workflow)
     entry = results.get("systems", {}).get(system, {}).get("workflows", {}).get(workflow, {})
     run = entry.get("runs", {}).get(conns)
     return run if isinstance(run, dict) else None
@@ -115,7 +122,10 @@ def _intro(results: dict[str, Any]) -> list[str]:
         "is p50 / p99 in ms. The raw ceiling is a FastAPI route answering a constant JSON "
         "on uvicorn with uvloop and httptools, the stack of `conv3n serve` (bench/peers/"
         "ceiling.py, decision 0010), measured in the same run; a bare ASGI app on the same "
-        "uvicorn is shown beside it for reference.",
+        "uvicorn is shown beside it for reference. conv3n's (c) runs the code node with "
+        "`isolation: warm` (a limited process kept for the node, as Node-RED reuses one VM "
+        "context and n8n one task runner; decision 0013); c-call is the same node in the "
+        "default `isolation: call` (a fresh process per call), compared with the peers' (c).",
     ]
     stamps = sorted(
         entry["measured_at"]

@@ -1,6 +1,6 @@
 """`make bench-peers`: conv3n side by side with n8n and Node-RED on the same webhook workflows.
 
-    .venv/bin/python bench/peers/run.py [--systems conv3n,n8n,node-red] [--workflows a,b,c,d]
+    .venv/bin/python bench/peers/run.py [--systems conv3n,n8n,node-red] [--workflows a,b,c,c-call,d]
         [--duration 10] [--quick] [--concurrency 1,10,50] [--root /tmp/peers] [--fresh]
 
 Installs what is missing (install.py; n8n takes ~10 min the first time, then is reused), starts
@@ -49,6 +49,7 @@ EXPECTED = {
     "a": {"greeting": "hello bench", "double": 6},
     "b": {"steps": 13},
     "c": {"sum": 1498500},
+    "c-call": {"sum": 1498500},
     "d": {"source": "upstream", "count": 5, "total": 15},
 }
 START_PROBE = "a"  # the workflow whose first answer ends the start figure
@@ -130,17 +131,17 @@ class Bench:
 
     def system(self, system: System) -> None:
         """Start once, measure every workflow, stop, time the one-shot runs."""
-        workflows = self.args.workflows
+        workflows = [workflow for workflow in self.args.workflows if system.has(workflow)]
         entry = self.results.setdefault("systems", {}).setdefault(system.name, {})
         entry.setdefault("workflows", {})
         entry["version"] = system.version()
         log(f"{system.label} {entry['version']}: preparing")
-        system.prepare(list(EXPECTED))
+        system.prepare([workflow for workflow in EXPECTED if system.has(workflow)])
         if isinstance(system, Conv3n):  # created through the API, then timed on a restart
             started = system.start()
             try:
                 system.wait_healthy(started)
-                system.create(list(EXPECTED))
+                system.create([workflow for workflow in EXPECTED if system.has(workflow)])
             finally:
                 system.stop()
         started = system.start()
@@ -216,7 +217,7 @@ def make_system(name: str, work: Path, root: Path) -> System:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--systems", default="conv3n,n8n,node-red")
-    parser.add_argument("--workflows", default="a,b,c,d")
+    parser.add_argument("--workflows", default="a,b,c,c-call,d")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per point")
     parser.add_argument(
         "--quick",
@@ -235,7 +236,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.workflows = [w.strip() for w in args.workflows.split(",") if w.strip()]
     unknown = [w for w in args.workflows if w not in EXPECTED]
     if unknown:
-        parser.error(f"--workflows: unknown {unknown} (a, b, c, d)")
+        parser.error(f"--workflows: unknown {unknown} (a, b, c, c-call, d)")
     return args
 
 

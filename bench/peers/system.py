@@ -20,6 +20,8 @@ from load import answers, wait_until
 
 HERE = Path(__file__).resolve().parent
 WORKFLOWS = HERE / "workflows"
+PEER_WORKFLOWS = ("a", "b", "c", "d")
+"""The workflows every system has; conv3n also has c-call ((c) in a fresh process per call)."""
 START_TIMEOUT_S = 120.0
 
 
@@ -50,6 +52,10 @@ class System:
 
     def version(self) -> str:
         raise NotImplementedError
+
+    def has(self, workflow: str) -> bool:
+        """True when this system has the workflow (the peers have (a) to (d) only)."""
+        return workflow in PEER_WORKFLOWS
 
     def prepare(self, workflows: list[str]) -> None:
         """Before the start: put the workflows where the server reads them."""

@@ -6,7 +6,7 @@ of pre-started CPython workers) or `javascript.run` (Bun, else Node for JavaScri
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from conv3n.errors import ExpressionError
 from conv3n.model import JSON
@@ -49,6 +49,21 @@ class CodeConfig(BaseModel):
         description="Packages to install first (pip requirement strings for Python, npm "
         "package specs for JavaScript/TypeScript), cached by their hash.",
     )
+    isolation: Literal["call", "warm"] = Field(
+        "call",
+        description="Python only. call: every call runs in a fresh process, nothing survives "
+        "it. warm: the node's calls run one after another in a process kept warm for it, so "
+        "module-level code and imports run once and globals survive between calls (as in AWS "
+        "Lambda); the limits still apply to every call, and a failed call retires the process.",
+    )
+
+    @model_validator(mode="after")
+    def _warm_is_python_only(self) -> "CodeConfig":
+        if self.isolation == "warm" and self.language != "python":
+            raise ValueError(
+                f"isolation: warm is for Python code only (language is {self.language})"
+            )
+        return self
 
 
 # `code` is source text, not a template: `{{` in it (f-strings, dict literals) stays as written
@@ -63,7 +78,6 @@ async def code(ctx: Context, config: CodeConfig) -> JSON:
     from conv3n.blocks.custom import javascript
 
     return await javascript.run(ctx, config)
-
 
 
 def code_context(ctx: Context) -> dict[str, JSON]:

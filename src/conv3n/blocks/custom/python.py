@@ -1,11 +1,14 @@
-"""custom/code in Python: `main(ctx)` runs in a fresh fork of a warm, limited worker.
+"""custom/code in Python: `main(ctx)` runs in a fresh fork of a warm, limited worker, or
+(`isolation: warm`) in a limited process kept for the node and reused call after call.
 
 The pieces live in `sandbox/`: `pool` (the warm workers, one pool per interpreter, shared by
 the process through `ctx.shared`), `worker` (the worker and call processes), `call` (running the
-user's code inside the call process), `limits` (rlimits and the no-new-processes filter),
+user's code inside the call process), `warm` (the reused processes of `isolation: warm`),
+`limits` (rlimits and the no-new-processes filter),
 `envs` (cached virtual environments for `requirements`) and `outcome` (reply -> data or error).
 """
 
+import hashlib
 import math
 from typing import TYPE_CHECKING
 
@@ -30,6 +33,15 @@ SHARED_KEY = "custom/code:python"
 
 def _pool(ctx: Context, python: str | None, key: str) -> pool.WorkerPool:
     return ctx.shared(key, lambda: pool.WorkerPool(python, size=POOL_SIZE))
+
+
+def _warm_key(ctx: Context, config: "CodeConfig") -> str | None:
+    """`isolation: warm`: calls of the same node with the same code and memory limit share a
+    warm process (a changed code or limit gets a new one)."""
+    if config.isolation != "warm":
+        return None
+    identity = f"{ctx.node_id}\0{config.memory_mb}\0{config.code}".encode()
+    return hashlib.blake2b(identity, digest_size=16).hexdigest()
 
 
 def _request(ctx: Context, config: "CodeConfig") -> bytes:
@@ -59,6 +71,7 @@ async def run(ctx: Context, config: "CodeConfig") -> JSON:
         memory_mb=config.memory_mb,
         max_result=MAX_RESULT_BYTES,
         max_output=MAX_OUTPUT_BYTES,
+        warm=_warm_key(ctx, config),
     )
     try:
         reply = await workers.run(_request(ctx, config), limits)

@@ -138,20 +138,24 @@ def _invoke(main: Any, ctx: _Ctx) -> Any:
     return result
 
 
-def run(body: bytes, max_result: int) -> bytes:
-    """Run the request `body` (`{"code", "ctx"}`) and return the reply."""
+def run(body: bytes, max_result: int, *, keep: bool = False) -> bytes:
+    """Run the request `body` (`{"code", "ctx"}`) and return the reply.
+
+    With `keep` (a warm process, `isolation: warm`) the module is compiled and run once per
+    distinct code and its `main` reused by later calls, so module-level state survives.
+    """
     try:
-        return _run(body, max_result)
+        return _run(body, max_result, keep)
     except MemoryError:  # reading the input or encoding the result
         return _error("memory", "MemoryError")
 
 
-def _run(body: bytes, max_result: int) -> bytes:
-    try:
-        request = json.loads(body)
-        code, given = request["code"], request["ctx"]
-    except (ValueError, KeyError, TypeError) as exc:
-        return _error("bad_request", f"the sandbox got a malformed request ({exc})")
+_LOADED: dict[str, Any] = {}
+"""A warm process's loaded code: source -> its `main` (one entry: the process is per code)."""
+
+
+def _load(code: str) -> Any:
+    """`main` of the code's module (run once), or the error reply bytes."""
     lines = code.splitlines(keepends=True)
     _remember_source(code, lines)
     try:
@@ -161,22 +165,46 @@ def _run(body: bytes, max_result: int) -> bytes:
     except (ValueError, MemoryError, RecursionError) as exc:  # NUL bytes, absurd nesting
         return _error("syntax", f"the code cannot be compiled: {exc}")
     namespace: dict[str, Any] = {"__name__": "__code__", "__file__": FILENAME}
+    try:
+        exec(compiled, namespace)  # noqa: S102 - running the user's code is the point
+    except BaseException as exc:  # noqa: BLE001 - every user failure becomes a reply
+        namespace.clear()
+        return _failure(exc)
+    main = namespace.get("main")
+    if not callable(main):
+        found = "is not a function" if "main" in namespace else "is missing"
+        return _error("no_main", f"`main` {found}: the code must define `def main(ctx)`")
+    return main
+
+
+def _failure(exc: BaseException) -> bytes:
+    """The reply for an exception raised by the user's code."""
+    if isinstance(exc, MemoryError):
+        return _error("memory", "MemoryError")
+    if isinstance(exc, SystemExit):
+        return _error("exception", f"the code called exit({exc.code!r})", type="SystemExit")
+    return _exception_error(exc)
+
+
+def _run(body: bytes, max_result: int, keep: bool) -> bytes:
+    try:
+        request = json.loads(body)
+        code, given = request["code"], request["ctx"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return _error("bad_request", f"the sandbox got a malformed request ({exc})")
+    main = _LOADED.get(code) if keep else None
+    if main is None:
+        main = _load(code)
+        if isinstance(main, bytes):
+            return main
+        if keep:
+            _LOADED[code] = main
     vars_before = json.dumps(given.get("vars"), sort_keys=True)
     ctx = _Ctx(**given)
     try:
-        exec(compiled, namespace)  # noqa: S102 - running the user's code is the point
-        main = namespace.get("main")
-        if not callable(main):
-            found = "is not a function" if "main" in namespace else "is missing"
-            return _error("no_main", f"`main` {found}: the code must define `def main(ctx)`")
         value = _invoke(main, ctx)
-    except MemoryError:
-        namespace.clear()
-        return _error("memory", "MemoryError")
-    except SystemExit as exc:
-        return _error("exception", f"the code called exit({exc.code!r})", type="SystemExit")
     except BaseException as exc:  # noqa: BLE001 - every user failure becomes a reply
-        return _exception_error(exc)
+        return _failure(exc)
     encoded = encode(value, "result")
     if isinstance(encoded, tuple):
         path, kind = encoded

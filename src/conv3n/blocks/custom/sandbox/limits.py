@@ -4,7 +4,8 @@ Standard library only: the sandbox worker imports this module by path, without c
 
 - memory: RLIMIT_DATA (private writable memory, heap and mmap) set to the process's current
   data size plus `memory_mb`, so the interpreter's own baseline does not eat the user's budget.
-- CPU: RLIMIT_CPU in whole seconds (SIGXCPU at the soft limit, SIGKILL one second later).
+- CPU: RLIMIT_CPU in whole seconds (SIGXCPU at the soft limit, SIGKILL one second later); a
+  warm process (`warm.py`) re-arms a CPU timer per call instead (SIGPROF ends it).
 - processes: a seccomp filter refuses every new process (fork, vfork, clone without
   CLONE_THREAD, clone3) with EPERM; threads still work. RLIMIT_NPROC is no use here: the kernel
   does not apply it to root. Unknown architectures get no filter (see `seccomp_supported`).
@@ -127,10 +128,12 @@ def data_size() -> int:
     return int(fields[5]) * _PAGE
 
 
-def apply(memory_mb: int, cpu_s: int, baseline: int) -> None:
+def apply(memory_mb: int, cpu_s: int | None, baseline: int) -> None:
     """Limit this process to `memory_mb` MiB more than `baseline` (its `data_size()`, taken
-    before the fork, where reading it costs no copy-on-write faults) and `cpu_s` CPU seconds."""
+    before the fork, where reading it costs no copy-on-write faults) and `cpu_s` CPU seconds
+    (None: no CPU rlimit; a warm process times each call with a CPU timer instead)."""
     limit = baseline + memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    if cpu_s is not None:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -27,7 +27,7 @@ def _died(reply: pool.Reply, limits: pool.Limits) -> BlockError:
             "was killed",
             details=_details(reply, {"limit": "timeout_ms", "timeout_ms": limits.timeout_ms}),
         )
-    if reply.signal == "SIGXCPU":
+    if reply.signal in ("SIGXCPU", "SIGPROF"):  # the rlimit of a fork, a warm process's timer
         return BlockError(
             f"the code used more than its CPU time limit of {limits.cpu_s} s (cpu_ms); its "
             "process was killed",

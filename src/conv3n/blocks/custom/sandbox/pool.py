@@ -44,6 +44,8 @@ class Limits:
     memory_mb: int
     max_result: int
     max_output: int
+    warm: str | None = None
+    """`isolation: warm`: the key of the warm process to run in (None: a fresh fork)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,8 @@ class Reply:
     Attributes:
         status: `exited`, `signaled` or `timeout`.
         code: the call process's exit status (status `exited`).
-        signal: the signal's name (status `signaled`), e.g. `SIGSEGV`, `SIGXCPU`.
+        signal: the signal's name (status `signaled`), e.g. `SIGSEGV`, `SIGXCPU` (`SIGPROF`:
+            a warm process's CPU timer).
         output: what the call printed (stdout and stderr, capped).
         truncated: the output went past the cap.
         body: the call's reply (`{"ok": ...}`), None when it wrote none.
@@ -138,6 +141,7 @@ class Worker:
                 "memory_mb": limits.memory_mb,
                 "max_result": limits.max_result,
                 "max_output": limits.max_output,
+                "warm": limits.warm,
                 "body": len(request),
             }
         )

@@ -1,0 +1,285 @@
+"""custom/code `isolation: warm`: a limited process kept per node, reused call after call.
+
+Real worker and warm processes through the real engine. What changes from the default
+(`isolation: call`): module-level code runs once and globals survive between calls of the
+same node and code; what does not: every limit applies to every call, and a failed call
+leaves nothing behind for the next one.
+"""
+
+import asyncio
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from conv3n.blocks.custom import python as code_python
+from conv3n.blocks.custom.sandbox import pool, warm
+from conv3n.engine import Engine, EngineOptions
+from conv3n.errors import WorkflowInvalid
+from conv3n.model import JSON, NodeRecord, NodeStatus
+from conv3n.testing import run_block, run_workflow
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux")
+
+COUNTER = textwrap.dedent(
+    """
+    import os
+    calls = 0
+
+    def main(ctx):
+        global calls
+        calls += 1
+        return {"calls": calls, "pid": os.getpid()}
+    """
+)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    async with Engine(options=EngineOptions(cache_dir=tmp_path / "cache")) as own:
+        yield own
+
+
+async def _run(engine: Engine, code: str, input: JSON = None, **config: JSON) -> NodeRecord:
+    config = {"code": textwrap.dedent(code), "isolation": "warm", **config}
+    return await run_block("custom/code", config, input=input, engine=engine)
+
+
+def _data(record: NodeRecord) -> dict[str, JSON]:
+    assert record.status is NodeStatus.SUCCESS, record
+    assert isinstance(record.data, dict)
+    return record.data
+
+
+def _message(record: NodeRecord) -> str:
+    assert record.status is NodeStatus.ERROR, record
+    assert record.error is not None
+    return record.error.message
+
+
+async def test_module_state_survives_between_calls_in_one_process(engine: Engine) -> None:
+    first = [_data(await _run(engine, COUNTER)) for _ in range(5)]
+    assert [data["calls"] for data in first] == [1, 2, 3, 4, 5]
+    assert len({data["pid"] for data in first}) == 1
+    default = await run_block("custom/code", {"code": textwrap.dedent(COUNTER)}, engine=engine)
+    assert _data(default)["calls"] == 1  # isolation: call is untouched by the warm process
+
+
+async def test_imports_are_paid_once(engine: Engine) -> None:
+    code = """
+        import sys
+        loaded = "decimal" in sys.modules
+        import decimal
+
+        def main(ctx):
+            return {"loaded_before_module_ran": loaded, "sum": str(decimal.Decimal("0.1") * 3)}
+    """
+    assert _data(await _run(engine, code)) == {"loaded_before_module_ran": False, "sum": "0.3"}
+    assert _data(await _run(engine, code))["loaded_before_module_ran"] is False  # not re-run
+
+
+async def test_other_code_or_other_limits_get_their_own_process(engine: Engine) -> None:
+    one = _data(await _run(engine, COUNTER))
+    changed = _data(await _run(engine, COUNTER + "\n# changed\n"))
+    bigger = _data(await _run(engine, COUNTER, memory_mb=300))
+    assert [one["calls"], changed["calls"], bigger["calls"]] == [1, 1, 1]
+    assert len({one["pid"], changed["pid"], bigger["pid"]}) == 3
+    assert _data(await _run(engine, COUNTER))["calls"] == 2
+
+
+async def test_two_nodes_with_the_same_code_do_not_share_state(engine: Engine) -> None:
+    config = {"code": textwrap.dedent(COUNTER), "isolation": "warm"}
+    document = {
+        "nodes": [
+            {"id": "left", "type": "custom/code", "config": config},
+            {"id": "right", "type": "custom/code", "config": config},
+        ],
+        "connections": [{"from": "left", "to": "right"}],
+    }
+    record = await run_workflow(document, None, engine=engine)
+    left, right = record.nodes["left"].data, record.nodes["right"].data
+    assert isinstance(left, dict)
+    assert isinstance(right, dict)
+    assert (left["calls"], right["calls"]) == (1, 1)
+    assert left["pid"] != right["pid"]
+
+
+async def test_inputs_vars_and_output_are_per_call(engine: Engine) -> None:
+    code = """
+        def main(ctx):
+            print("call", ctx.input)
+            ctx.vars["seen"] = ctx.input
+            if ctx.input == 2:
+                raise ValueError("two")
+            return ctx.input * 10
+    """
+    first = await _run(engine, code, 1)
+    assert first.data == 10
+    assert first.effects == {"vars": {"seen": 1}}
+    failed = await _run(engine, code, 2)
+    assert failed.error is not None
+    assert failed.error.details["output"] == "call 2\n"  # not the first call's output as well
+
+
+async def test_a_failed_call_retires_the_process(engine: Engine) -> None:
+    code = """
+        import os
+        calls = 0
+
+        def main(ctx):
+            global calls
+            calls += 1
+            if ctx.input == "fail":
+                raise RuntimeError("half-way")
+            return [calls, os.getpid()]
+    """
+    before = await _run(engine, code, "ok")
+    assert _message(await _run(engine, code, "fail")).startswith("RuntimeError: half-way")
+    after = await _run(engine, code, "ok")
+    assert isinstance(before.data, list)
+    assert isinstance(after.data, list)
+    assert after.data[0] == 1  # a fresh process: the module ran again
+    assert after.data[1] != before.data[1]
+
+
+async def test_timeout_kills_the_warm_process_and_the_next_call_gets_a_fresh_one(
+    engine: Engine,
+) -> None:
+    code = """
+        calls = 0
+
+        def main(ctx):
+            global calls
+            calls += 1
+            while ctx.input == "spin":
+                pass
+            return calls
+    """
+    assert (await _run(engine, code, "go")).data == 1
+    record = await _run(engine, code, "spin", timeout_ms=200)
+    assert record.error is not None
+    assert record.error.type == "timeout"
+    assert (await _run(engine, code, "go")).data == 1
+
+
+async def test_the_cpu_limit_is_per_call_not_per_process(engine: Engine) -> None:
+    code = """
+        import time
+
+        def main(ctx):
+            end = time.process_time() + ctx.input
+            while time.process_time() < end:
+                pass
+            return "done"
+    """
+    for _ in range(3):  # 1.2 s of CPU in one process, 0.4 s per call: under cpu_ms=1000 each
+        assert (await _run(engine, code, 0.4, cpu_ms=1000, timeout_ms=20_000)).data == "done"
+    message = _message(await _run(engine, code, 30, cpu_ms=1000, timeout_ms=20_000))
+    assert message.startswith("the code used more than its CPU time limit of 1 s")
+    assert (await _run(engine, code, 0.01, cpu_ms=1000)).data == "done"
+
+
+async def test_memory_limit_holds_and_a_memory_error_retires_the_process(engine: Engine) -> None:
+    code = """
+        hog = []
+
+        def main(ctx):
+            if ctx.input == "hog":
+                while True:
+                    hog.append(bytearray(1 << 20))
+            return len(hog)
+    """
+    assert (await _run(engine, code, "count", memory_mb=64)).data == 0
+    assert _message(await _run(engine, code, "hog", memory_mb=64)) == (
+        "the code exceeded memory_mb=64 (MemoryError)"
+    )
+    assert (await _run(engine, code, "count", memory_mb=64)).data == 0  # the heap is fresh
+
+
+async def test_processes_are_refused_in_a_warm_process(engine: Engine) -> None:
+    code = """
+        import subprocess
+
+        def main(ctx):
+            try:
+                subprocess.run(["true"])
+            except OSError as exc:
+                return type(exc).__name__
+    """
+    assert (await _run(engine, code)).data == "PermissionError"
+
+
+async def test_a_call_that_leaves_a_thread_running_retires_the_process(engine: Engine) -> None:
+    code = """
+        import os, threading
+
+        stop = threading.Event()
+
+        def main(ctx):
+            if ctx.input == "leave":
+                threading.Thread(target=stop.wait, daemon=True).start()
+            return os.getpid()
+    """
+    first = await _run(engine, code, "leave")
+    second = await _run(engine, code, "stay")
+    third = await _run(engine, code, "stay")
+    assert first.data != second.data  # the thread's process was retired after its reply
+    assert second.data == third.data
+
+
+PROBE = """
+    import os
+
+    def main(ctx):
+        links = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                links.append(os.readlink(f"/proc/self/fd/{fd}").split("[")[0])
+            except OSError:  # the descriptor listdir itself used
+                pass
+        return sorted(links)
+"""
+
+
+async def test_a_call_process_holds_no_descriptor_of_another_warm_process(
+    engine: Engine,
+) -> None:
+    other = _data(await _run(engine, COUNTER))
+    own = ["/dev/null", "/memfd:conv3n-output (deleted)", "/memfd:conv3n-output (deleted)"]
+    warm_links = (await _run(engine, PROBE)).data  # its request and done pipes, its reply file
+    assert warm_links == sorted([*own, "/memfd:conv3n-reply (deleted)", "pipe:", "pipe:"])
+    call = await run_block("custom/code", {"code": textwrap.dedent(PROBE)}, engine=engine)
+    assert call.data == sorted([*own, "/memfd:conv3n-reply (deleted)"])
+    assert _data(await _run(engine, COUNTER))["pid"] == other["pid"]
+
+
+@pytest.mark.parametrize("code", ["def main(ctx):\n    return (", "x = 1"])
+async def test_code_that_cannot_load_fails_on_every_call(engine: Engine, code: str) -> None:
+    for _ in range(2):
+        assert (await _run(engine, code)).status is NodeStatus.ERROR
+
+
+async def test_concurrent_calls_share_two_workers_and_all_answer(engine: Engine) -> None:
+    code = "def main(ctx):\n    return ctx.input * 2"
+    records = await asyncio.gather(*(_run(engine, code, n) for n in range(50)))
+    assert [record.data for record in records] == [n * 2 for n in range(50)]
+    workers = engine.shared(code_python.SHARED_KEY, lambda: pool.WorkerPool())
+    assert workers.started == 2
+
+
+async def test_more_warm_keys_than_a_worker_keeps_still_answer(engine: Engine) -> None:
+    codes = [COUNTER + f"\n# variant {index}\n" for index in range(warm.MAX_PROCESSES + 2)]
+    for _ in range(2):
+        for code in codes:
+            assert _data(await _run(engine, code))["calls"] >= 1
+
+
+async def test_warm_is_refused_for_javascript(engine: Engine) -> None:
+    config = {"code": "export default () => 1", "language": "javascript", "isolation": "warm"}
+    with pytest.raises(WorkflowInvalid) as raised:
+        await run_block("custom/code", config, engine=engine)
+    assert "nodes[0].config: isolation: warm is for Python code only (language is javascript)" in (
+        str(raised.value)
+    )

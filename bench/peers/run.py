@@ -15,6 +15,7 @@ section of bench/RESULTS.md. Figures taken while the machine is busy are noise.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -248,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"ports in use: {', '.join(busy)}")
     install.install_wrk()
     install.install(args.root, set(args.systems))
+    if "conv3n" in args.systems:  # as `make run` does: starts must not compile conv3n first
+        compileall.compile_dir(HERE.parents[1] / "src", quiet=1, workers=0)
     results: dict[str, Any] = {}
     if RESULTS.exists() and not args.fresh:
         results = json.loads(RESULTS.read_text())

@@ -8,8 +8,8 @@ from starlette.types import Receive, Scope, Send
 from conv3n import __version__
 from conv3n.api.bodies import BodyLimit
 from conv3n.api.errors import error_body, install_error_handlers
-from conv3n.api.routes.webhooks import PREFIX as _WEBHOOKS
-from conv3n.api.routes.webhooks import serve_webhook
+from conv3n.api.webhook_path import PREFIX as _WEBHOOKS
+from conv3n.api.webhook_path import serve_webhook
 from conv3n.errors import Unauthorized
 from conv3n.runtime.service import Runtime
 

@@ -14,7 +14,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from conv3n.errors import Conv3nError, Overloaded
+from conv3n.api.answers import error_body, error_response, internal_error
+from conv3n.errors import Conv3nError
+
+__all__ = ["error_body", "error_response", "install_error_handlers", "internal_error"]
 
 log = logging.getLogger("conv3n.api")
 
@@ -24,13 +27,6 @@ _HTTP_KINDS = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
-
-
-def error_body(
-    error_type: str, message: str, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """SPEC §8's error shape: `{"error": {"type", "message", "details"}}`."""
-    return {"error": {"type": error_type, "message": message, "details": details or {}}}
 
 
 _ERROR_SCHEMA = {
@@ -93,21 +89,6 @@ def document_errors(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def error_response(exc: Conv3nError) -> JSONResponse:
-    """conv3n's own error as SPEC's body with its status (a 429 also says `Retry-After`)."""
-    headers = None
-    if isinstance(exc, Overloaded):
-        headers = {"Retry-After": str(exc.retry_after_s)}
-    return JSONResponse(
-        error_body(exc.type, exc.message, exc.details), exc.http_status, headers=headers
-    )
-
-
-def internal_error() -> JSONResponse:
-    """The answer to an unexpected exception (whose traceback the caller logs)."""
-    return JSONResponse(error_body("internal_error", "an unexpected error occurred"), 500)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -3,6 +3,7 @@ retention."""
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import math
 import time
@@ -13,7 +14,10 @@ import typer
 from conv3n.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from conv3n.runtime import Settings
+    from conv3n.runtime.service import Runtime
 
 
 def serve(
@@ -74,12 +78,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _management_api(runtime: "Runtime", api_token: str | None) -> "FastAPI":
+    from conv3n.api import create_app
+
+    return create_app(runtime, api_token=api_token)
+
+
 async def _serve(settings: "Settings") -> None:
     import logging
 
     import uvicorn
 
-    from conv3n.api import create_app
+    from conv3n.api.front import Front
     from conv3n.cli.graceful import GracefulServer
     from conv3n.observability import Metrics
     from conv3n.observability import logging as logs
@@ -89,7 +99,7 @@ async def _serve(settings: "Settings") -> None:
     log = logging.getLogger("conv3n.serve")
     async with Runtime(settings, metrics=Metrics()) as runtime:
         logs.use_redactor(runtime.secrets.redactor.value)
-        app = create_app(runtime, api_token=settings.api_token)
+        app = Front(runtime, functools.partial(_management_api, runtime, settings.api_token))
         config = uvicorn.Config(
             app,
             host=settings.host,

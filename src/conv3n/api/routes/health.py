@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from conv3n import __version__
+from conv3n.api.front import health_answer
 from conv3n.errors import NotFound
 
 router = APIRouter(tags=["health"])
@@ -27,12 +27,4 @@ async def metrics(request: Request) -> Response:
 async def health(request: Request) -> JSONResponse:
     """`{"status": "ok"}`, or 503 when the database is unreachable; `executions` tells how
     many run and wait for a turn, with the limits."""
-    runtime = request.app.state.runtime
-    database = await runtime.db.ping()
-    body = {
-        "status": "ok" if database else "unavailable",
-        "version": __version__,
-        "database": "ok" if database else "unreachable",
-        "executions": runtime.limits.snapshot(),
-    }
-    return JSONResponse(body, 200 if database else 503)
+    return await health_answer(request.app.state.runtime)

@@ -227,6 +227,30 @@ def _resources(results: dict[str, Any], workflows: list[str]) -> list[str]:
     return lines
 
 
+def _rss_by_workflow(results: dict[str, Any], workflows: list[str]) -> list[str]:
+    """Peak RSS of each system's process tree per workflow (the largest of its points)."""
+    present = [(key, label) for key, label in SYSTEMS if key in results.get("systems", {})]
+    lines = [
+        "",
+        "| RSS peak of the process tree | " + " | ".join(label for _, label in present) + " |",
+        "|---|" + "---|" * len(present),
+    ]
+    for workflow in workflows:
+        cells = []
+        for key, _ in present:
+            mine = workflow if key == "conv3n" else PEER_OF.get(workflow, workflow)
+            runs = results["systems"][key].get("workflows", {}).get(mine, {}).get("runs", {})
+            peaks = [run["rss_peak_mib"] for run in runs.values() if run.get("rss_peak_mib")]
+            cells.append(_mib(max(peaks)) if peaks else "—")
+        lines.append(f"| {workflow} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "conv3n's tree is the server and its SQLite writer process, plus, for (c) and c-call, "
+        "the two code workers and their call or warm processes.",
+    ]
+    return lines
+
+
 def _notes(results: dict[str, Any]) -> list[str]:
     notes = []
     for key, label in SYSTEMS:
@@ -259,6 +283,7 @@ def section(results: dict[str, Any], image: str) -> str:
     lines += _latencies(results, workflows, conns)
     lines += _ceiling_table(results, conns)
     lines += _resources(results, workflows)
+    lines += _rss_by_workflow(results, workflows)
     lines += _notes(results)
     lines += ["", f"![throughput against concurrency]({image})"]
     return "\n".join(lines) + "\n"

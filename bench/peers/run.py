@@ -1,6 +1,6 @@
 """`make bench-peers`: conv3n side by side with n8n and Node-RED on the same webhook workflows.
 
-    .venv/bin/python bench/peers/run.py [--systems conv3n,n8n,node-red] [--workflows a,b,c,c-call,d]
+    .venv/bin/python bench/peers/run.py [--systems conv3n,n8n,node-red] [--workflows a,b,d,c,c-call]
         [--duration 10] [--quick] [--concurrency 1,10,50] [--root /tmp/peers] [--fresh]
 
 Installs what is missing (install.py; n8n takes ~10 min the first time, then is reused), starts
@@ -218,7 +218,7 @@ def make_system(name: str, work: Path, root: Path) -> System:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--systems", default="conv3n,n8n,node-red")
-    parser.add_argument("--workflows", default="a,b,c,c-call,d")
+    parser.add_argument("--workflows", default="a,b,d,c,c-call")  # code workers last
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per point")
     parser.add_argument(
         "--quick",

@@ -103,10 +103,11 @@ async def load(app: Any, path: str, requests: int, concurrency: int) -> list[int
 def apply_variant(variant: str) -> None:
     """Experiments outside the webhook route, patched into this process only (to size them)."""
     parts = set(variant.split("+")) - {"base"}
-    unknown = parts - {"plan-cache", "pool", "version-check"}
+    unknown = parts - {"plan-cache", "pool", "version-check", "no-metrics"}
     if unknown:
         raise SystemExit(
-            f"--variant: unknown {sorted(unknown)} (base, plan-cache, version-check, pool)"
+            f"--variant: unknown {sorted(unknown)} "
+            "(base, plan-cache, version-check, pool, no-metrics)"
         )
     if "pool" in parts:  # SQLite reads on a pool as large as the concurrency: no overflow churn
         import functools
@@ -193,7 +194,8 @@ async def measure(args: argparse.Namespace, data_dir: str) -> dict[str, float]:
 
     settings = Settings.from_env({"CONV3N_DATA_DIR": data_dir})
     document = yaml.safe_load((HERE / "workflows" / f"{args.workflow}.yaml").read_text())
-    async with Runtime(settings, metrics=Metrics()) as runtime:
+    metrics = None if "no-metrics" in args.variant.split("+") else Metrics()
+    async with Runtime(settings, metrics=metrics) as runtime:
         app = create_app(runtime)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://conv3n") as client:

@@ -283,3 +283,20 @@ async def test_warm_is_refused_for_javascript(engine: Engine) -> None:
     assert "nodes[0].config: isolation: warm is for Python code only (language is javascript)" in (
         str(raised.value)
     )
+
+
+async def test_code_closing_its_pipes_fails_the_call_without_a_hang(engine: Engine) -> None:
+    code = """
+        import os, time
+
+        def main(ctx):
+            if ctx.input == "close":
+                os.closerange(3, 1024)
+                time.sleep(30)
+            return "fine"
+    """
+    record = await _run(engine, code, "close", timeout_ms=20_000)
+    assert record.status is NodeStatus.ERROR
+    assert record.duration_ms is not None
+    assert record.duration_ms < 10_000  # ended when its pipe closed, not at the timeout
+    assert (await _run(engine, code, "open")).data == "fine"

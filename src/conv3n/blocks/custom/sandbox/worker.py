@@ -292,8 +292,8 @@ def _handle_warm(header: dict[str, Any], body: bytes) -> None:
     elif answer is None:
         process.reap(kill=True)
         outcome = ("timeout", None, None)
-    else:  # the process ended without a reply
-        outcome = _status(process.reap(kill=False))
+    else:  # the process ended without a reply, or closed its end of the pipes: end it
+        outcome = _status(process.reap(kill=True))  # a dead one keeps its own wait status
     try:
         _report(header, outcome, started, process.output_fd, process.reply_fd)
     finally:

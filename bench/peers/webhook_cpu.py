@@ -242,7 +242,7 @@ def print_layers(profiler: cProfile.Profile) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workflow", default="a", choices=["a", "b", "d"])
+    parser.add_argument("--workflow", default="a", choices=["a", "b", "c", "c-call", "d"])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)

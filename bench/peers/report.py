@@ -251,6 +251,107 @@ def _rss_by_workflow(results: dict[str, Any], workflows: list[str]) -> list[str]
     return lines
 
 
+MB = 1_000_000 / 2**20
+"""One MB (the targets' unit) in MiB (the unit the figures are measured in)."""
+
+
+def _verdict(ok: bool | None) -> str:
+    return "—" if ok is None else "yes" if ok else "**no**"
+
+
+def _targets(results: dict[str, Any]) -> list[str]:
+    """Issue 6's targets, each with the figure of this run beside it."""
+    rows: list[tuple[str, str, bool | None]] = []
+
+    def rps(system: str, workflow: str, conns: str) -> float | None:
+        run = _run(results, system, workflow, conns)
+        return run["rps"] if run and run["requests"] else None
+
+    for workflow in ("a", "b", "d", "c"):
+        for conns in ("10", "50"):
+            mine, red, n8n = (rps(s, workflow, conns) for s in ("conv3n", "node-red", "n8n"))
+            share = 0.5 if workflow == "c" else 1.0
+            floor = 20 if workflow == "c" else 50
+            if mine and red:
+                rows.append(
+                    (
+                        f"({workflow}) c={conns}: req/s ≥ {share:g}x Node-RED",
+                        f"{mine:,.0f} / {red:,.0f} = {mine / red:.2f}x",
+                        mine >= share * red,
+                    )
+                )
+            if mine and n8n:
+                rows.append(
+                    (
+                        f"({workflow}) c={conns}: req/s ≥ {floor}x n8n",
+                        f"{mine / n8n:,.0f}x",
+                        mine >= floor * n8n,
+                    )
+                )
+            if workflow != "c":
+                ours, theirs = (
+                    _run(results, "conv3n", workflow, conns),
+                    _run(results, "node-red", workflow, conns),
+                )
+                if ours and theirs and ours["requests"] and theirs["requests"]:
+                    rows.append(
+                        (
+                            f"({workflow}) c={conns}: p99 ≤ 2x Node-RED's",
+                            f"{ours['p99_ms']:.1f} ms against 2 x {theirs['p99_ms']:.1f} ms",
+                            ours["p99_ms"] <= 2 * theirs["p99_ms"],
+                        )
+                    )
+    entry = results.get("systems", {}).get("conv3n", {})
+    peaks = {
+        workflow: max(
+            (run.get("rss_peak_mib") or 0 for run in data.get("runs", {}).values()), default=0
+        )
+        for workflow, data in entry.get("workflows", {}).items()
+    }
+    plain = [peak for workflow, peak in peaks.items() if workflow in ("a", "b", "d") and peak]
+    if plain:
+        peak = max(plain)
+        rows.append(
+            (
+                "peak RSS ≤ 100 MB, server and its SQLite writer ((a), (b), (d))",
+                f"{peak:.1f} MiB = {peak / MB:.1f} MB",
+                peak <= 100 * MB,
+            )
+        )
+    coded = [peak for workflow, peak in peaks.items() if workflow.startswith("c") and peak]
+    if coded:
+        peak = max(coded)
+        rows.append(
+            (
+                "peak RSS ≤ 100 MB with the code workers ((c), c-call)",
+                f"{peak:.1f} MiB = {peak / MB:.1f} MB",
+                peak <= 100 * MB,
+            )
+        )
+    start = entry.get("start", {})
+    if start.get("first_webhook_s") is not None:
+        rows.append(
+            (
+                "start to serving webhooks < 1 s (first webhook answered)",
+                f"{start['first_webhook_s']:.2f} s (healthy after {start['healthy_s']:.2f} s)",
+                start["first_webhook_s"] < 1.0,
+            )
+        )
+    for workflow, shot in sorted(entry.get("one_shot", {}).items()):
+        rows.append(
+            (
+                f"`conv3n run` ({workflow}) ≤ 0.4 s",
+                f"{shot['median_s']:.2f} s",
+                shot["median_s"] <= 0.4,
+            )
+        )
+    if not rows:
+        return []
+    lines = ["", "| target (issue 6) | this run | met |", "|---|---|---|"]
+    lines += [f"| {target} | {figure} | {_verdict(ok)} |" for target, figure, ok in rows]
+    return lines
+
+
 def _notes(results: dict[str, Any]) -> list[str]:
     notes = []
     for key, label in SYSTEMS:
@@ -284,6 +385,7 @@ def section(results: dict[str, Any], image: str) -> str:
     lines += _ceiling_table(results, conns)
     lines += _resources(results, workflows)
     lines += _rss_by_workflow(results, workflows)
+    lines += _targets(results)
     lines += _notes(results)
     lines += ["", f"![throughput against concurrency]({image})"]
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ server that only serves webhooks never builds it.
 """
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -63,6 +64,7 @@ class Front:
         async with self._building:
             if self._app is None:
                 self._app = await asyncio.to_thread(self._build)
+                gc.freeze()  # the app lives as long as the process (see cli.serve.settle_heap)
         return self._app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

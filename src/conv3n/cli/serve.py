@@ -4,6 +4,7 @@ retention."""
 import asyncio
 import contextlib
 import functools
+import gc
 import ipaddress
 import math
 import time
@@ -78,6 +79,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def settle_heap() -> None:
+    """Move everything start-up made (modules, plans, the app: none of it is ever garbage)
+    out of the cyclic garbage collector's reach (`gc.freeze`), so a full collection walks
+    only what requests made since. On this machine a full collection of a serving process
+    took ~76 ms with the start-up heap and ~3 ms without it, once every few seconds under the
+    load of bench/peers workflow (d): the p99 tail. Start-up leaves no cyclic garbage to
+    speak of (a full collection right then finds a few objects), so there is no collect first
+    (it would cost the start ~70 ms)."""
+    gc.freeze()
+
+
 def _management_api(runtime: "Runtime", api_token: str | None) -> "FastAPI":
     from conv3n.api import create_app
 
@@ -115,6 +127,7 @@ async def _serve(settings: "Settings") -> None:
         )
         server = GracefulServer(config)
         await runtime.triggers.start()
+        settle_heap()
         background = [
             asyncio.create_task(runtime.resume_interrupted(), name="resume-interrupted"),
             asyncio.create_task(runtime.run_timers(), name="timers"),

@@ -146,8 +146,7 @@ class Worker:
             }
         )
         try:
-            stdin.write(_LENGTH.pack(len(header)) + header)
-            stdin.write(request)
+            stdin.write(b"".join((_LENGTH.pack(len(header)), header, request)))
             await stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             code = await self.process.wait()

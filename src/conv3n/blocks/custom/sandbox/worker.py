@@ -68,9 +68,21 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+_INLINE_REPLY = 32 * 1024
+"""Replies up to this size go out in the same write as their header (one wake-up of the
+parent instead of two); larger ones follow by sendfile."""
+
+
 def _send(header: dict[str, Any], body_fd: int | None = None, size: int = 0) -> None:
     data = json.dumps(header, ensure_ascii=False).encode()
-    _write_all(1, _LENGTH.pack(len(data)) + data)
+    frame = _LENGTH.pack(len(data)) + data
+    if body_fd is not None and 0 < size <= _INLINE_REPLY:
+        body = os.pread(body_fd, size, 0)
+        if len(body) != size:
+            raise OSError("the reply file ended early")
+        _write_all(1, frame + body)
+        return
+    _write_all(1, frame)
     offset = 0
     while body_fd is not None and offset < size:
         sent = os.sendfile(1, body_fd, offset, size - offset)

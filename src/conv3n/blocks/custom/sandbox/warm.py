@@ -25,7 +25,12 @@ import signal
 import struct
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING or __package__:  # part of conv3n (tests, type checks)
+    from conv3n.blocks.custom.sandbox import fdio
+else:  # imported by path by the worker, without conv3n (see worker.py)
+    import fdio
 
 MAX_CALLS = 10_000
 """Calls a warm process answers before it retires (bounds what a slow leak can accumulate)."""
@@ -35,29 +40,6 @@ MAX_PROCESSES = 4
 _LENGTH = struct.Struct(">I")
 _OK = b'{"ok":true'
 KEEP, RETIRE = b"k", b"r"
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _pwrite_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    offset = 0
-    while offset < len(view):
-        offset += os.pwrite(fd, view[offset:], offset)
-
-
-def _read_exact(fd: int, size: int) -> bytes | None:
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = os.read(fd, min(size - len(chunks), 1 << 20))
-        if not chunk:
-            return None
-        chunks += chunk
-    return bytes(chunks)
 
 
 def _threads_left() -> bool:
@@ -80,10 +62,10 @@ def serve_calls(
     """
     calls = 0
     while True:
-        length = _read_exact(request_fd, _LENGTH.size)
+        length = fdio.read_exact(request_fd, _LENGTH.size)
         if length is None:
             return
-        frame = _read_exact(request_fd, _LENGTH.unpack(length)[0])
+        frame = fdio.read_exact(request_fd, _LENGTH.unpack(length)[0])
         if frame is None:
             return
         header_size = _LENGTH.unpack_from(frame)[0]
@@ -93,7 +75,7 @@ def serve_calls(
         signal.setitimer(signal.ITIMER_PROF, header["cpu_s"])
         reply = run(body, header["max_result"])
         signal.setitimer(signal.ITIMER_PROF, 0)
-        _pwrite_all(reply_fd, reply)
+        fdio.pwrite_all(reply_fd, reply)
         calls += 1
         retire = calls >= MAX_CALLS or not reply.startswith(_OK) or _threads_left()
         os.write(done_fd, RETIRE if retire else KEEP)
@@ -121,7 +103,7 @@ class WarmProcess:
         ).encode()
         frame = _LENGTH.pack(len(data)) + data + body
         try:
-            _write_all(self.request_fd, _LENGTH.pack(len(frame)) + frame)
+            fdio.write_all(self.request_fd, _LENGTH.pack(len(frame)) + frame)
         except BrokenPipeError:
             return False
         return True

@@ -37,10 +37,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from conv3n.blocks.custom.sandbox import call, limits, warm
+    from conv3n.blocks.custom.sandbox import call, fdio, limits, warm
 else:  # imported by path, without conv3n: see the module docstring
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import call
+    import fdio
     import limits
     import warm
 
@@ -49,23 +50,6 @@ else:  # imported by path, without conv3n: see the module docstring
 _LENGTH = struct.Struct(">I")
 _TRUNCATED = "\n[output truncated: more than {} bytes]\n"
 _MARGIN = 200
-
-
-def _read_exact(fd: int, size: int) -> bytes | None:
-    """Exactly `size` bytes from `fd`, or None at end of file."""
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = os.read(fd, min(size - len(chunks), 1 << 20))
-        if not chunk:
-            return None
-        chunks += chunk
-    return bytes(chunks)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 _INLINE_REPLY = 32 * 1024
@@ -80,9 +64,9 @@ def _send(header: dict[str, Any], body_fd: int | None = None, size: int = 0) -> 
         body = os.pread(body_fd, size, 0)
         if len(body) != size:
             raise OSError("the reply file ended early")
-        _write_all(1, frame + body)
+        fdio.write_all(1, frame + body)
         return
-    _write_all(1, frame)
+    fdio.write_all(1, frame)
     offset = 0
     while body_fd is not None and offset < size:
         sent = os.sendfile(1, body_fd, offset, size - offset)
@@ -124,7 +108,7 @@ class _CappedWriter(io.TextIOBase):
             data = data[: self._left] + _TRUNCATED.format(self._cap).encode()
             self._full = True
         self._left -= len(data)
-        _write_all(self._fd, data)
+        fdio.write_all(self._fd, data)
         return len(text)
 
 
@@ -161,7 +145,7 @@ def _child(header: dict[str, Any], body: bytes, output_fd: int, reply_fd: int) -
         limits.apply(header["memory_mb"], header["cpu_s"], header["baseline"])
         limits.forbid_processes()
         reply = call.run(body, header["max_result"])
-        _write_all(reply_fd, reply)
+        fdio.write_all(reply_fd, reply)
         code = 0
     except BaseException:  # noqa: BLE001 - a sandbox failure ends the call, never the worker
         _report_crash()
@@ -323,14 +307,14 @@ def serve() -> None:
     gc.freeze()  # the call processes then share the warm heap instead of copying it
     _send({"ready": True, "pid": os.getpid(), "seccomp": limits.seccomp_supported()})
     while True:
-        length = _read_exact(0, _LENGTH.size)
+        length = fdio.read_exact(0, _LENGTH.size)
         if length is None:
             return
-        raw = _read_exact(0, _LENGTH.unpack(length)[0])
+        raw = fdio.read_exact(0, _LENGTH.unpack(length)[0])
         if raw is None:
             return
         header = json.loads(raw)
-        body = _read_exact(0, header["body"])
+        body = fdio.read_exact(0, header["body"])
         if body is None:
             return
         if header.get("warm"):

@@ -1,0 +1,32 @@
+"""Whole reads and writes on file descriptors, for the sandbox's pipes and memory files.
+
+Standard library only: the sandbox worker imports this module by path, without conv3n.
+"""
+
+import os
+
+
+def read_exact(fd: int, size: int) -> bytes | None:
+    """Exactly `size` bytes from `fd`, or None at end of file."""
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = os.read(fd, min(size - len(chunks), 1 << 20))
+        if not chunk:
+            return None
+        chunks += chunk
+    return bytes(chunks)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` to `fd` (a pipe may take it in parts)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def pwrite_all(fd: int, data: bytes) -> None:
+    """All of `data` to `fd` from offset 0 (a memory file), whatever its file position."""
+    view = memoryview(data)
+    offset = 0
+    while offset < len(view):
+        offset += os.pwrite(fd, view[offset:], offset)

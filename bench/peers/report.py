@@ -308,26 +308,20 @@ def _targets(results: dict[str, Any]) -> list[str]:
         )
         for workflow, data in entry.get("workflows", {}).items()
     }
-    plain = [peak for workflow, peak in peaks.items() if workflow in ("a", "b", "d") and peak]
-    if plain:
-        peak = max(plain)
-        rows.append(
-            (
-                "peak RSS ≤ 100 MB, server and its SQLite writer ((a), (b), (d))",
-                f"{peak:.1f} MiB = {peak / MB:.1f} MB",
-                peak <= 100 * MB,
+    for label, group in (
+        ("server and its SQLite writer ((a), (b), (d))", ("a", "b", "d")),
+        ("with the code workers ((c), c-call)", ("c", "c-call")),
+    ):
+        measured = [peaks[workflow] for workflow in group if peaks.get(workflow)]
+        if measured:
+            peak = max(measured)
+            rows.append(
+                (
+                    f"peak RSS ≤ 100 MB, {label}",
+                    f"{peak:.1f} MiB = {peak / MB:.1f} MB",
+                    peak <= 100 * MB,
+                )
             )
-        )
-    coded = [peak for workflow, peak in peaks.items() if workflow.startswith("c") and peak]
-    if coded:
-        peak = max(coded)
-        rows.append(
-            (
-                "peak RSS ≤ 100 MB with the code workers ((c), c-call)",
-                f"{peak:.1f} MiB = {peak / MB:.1f} MB",
-                peak <= 100 * MB,
-            )
-        )
     start = entry.get("start", {})
     if start.get("first_webhook_s") is not None:
         rows.append(

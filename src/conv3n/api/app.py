@@ -8,8 +8,7 @@ from starlette.types import Receive, Scope, Send
 from conv3n import __version__
 from conv3n.api.bodies import BodyLimit
 from conv3n.api.errors import error_body, install_error_handlers
-from conv3n.api.webhook_path import PREFIX as _WEBHOOKS
-from conv3n.api.webhook_path import serve_webhook
+from conv3n.api.webhook_path import is_webhook, serve_webhook
 from conv3n.errors import Unauthorized
 from conv3n.runtime.service import Runtime
 
@@ -26,9 +25,7 @@ class Conv3nAPI(FastAPI):
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(
-            _WEBHOOKS, len(scope.get("root_path", ""))
-        ):
+        if is_webhook(scope):
             await serve_webhook(self.state.runtime, scope, receive, send)
             return
         await super().__call__(scope, receive, send)

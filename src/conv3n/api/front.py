@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conv3n import __version__
 from conv3n.api.answers import internal_error
-from conv3n.api.webhook_path import PREFIX, serve_webhook
+from conv3n.api.webhook_path import is_webhook, serve_webhook
 from conv3n.runtime.service import Runtime
 
 HEALTH = "/health"
@@ -68,13 +68,12 @@ class Front:
         return self._app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_webhook(scope):
+            await serve_webhook(self.runtime, scope, receive, send)
+            return
         if scope["type"] == "http":
             root = len(scope.get("root_path", ""))
-            path: str = scope["path"]
-            if path.startswith(PREFIX, root):
-                await serve_webhook(self.runtime, scope, receive, send)
-                return
-            if path[root:] == HEALTH and scope["method"] in ("GET", "HEAD"):
+            if scope["path"][root:] == HEALTH and scope["method"] in ("GET", "HEAD"):
                 response = await health_answer(self.runtime)
                 await response(scope, receive, send)
                 return

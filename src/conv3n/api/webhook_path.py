@@ -31,6 +31,14 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 PREFIX = "/webhook/"
 
 
+def is_webhook(scope: Scope) -> bool:
+    """Whether an ASGI scope is an HTTP request for /webhook/* (below the root path)."""
+    if scope["type"] != "http":  # lifespan scopes have no path
+        return False
+    path: str = scope["path"]
+    return path.startswith(PREFIX, len(scope.get("root_path", "")))
+
+
 class MethodNotAllowed(Conv3nError):
     """The method is not one a webhook answers."""
 

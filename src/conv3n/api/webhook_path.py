@@ -70,7 +70,7 @@ async def handle(runtime: Runtime, scope: Scope, receive: Receive) -> Response:
     path = scope["path"].removeprefix(scope.get("root_path", "")).removeprefix(PREFIX)
     if method not in METHODS:
         raise MethodNotAllowed(f"webhooks answer {', '.join(METHODS)}, not {method}")
-    target = runtime.webhook_for(path, method)
+    target = runtime.webhook_for(path, method) or await runtime.webhook_after_miss(path, method)
     if target is None:
         raise NotFound(f"no active workflow listens on {method} /webhook/{path}")
     workflow_id, trigger = target

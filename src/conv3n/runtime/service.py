@@ -111,6 +111,7 @@ class Runtime(recovery.Recovery):
         self._background: set[asyncio.Task[Any]] = set()
         self.webhooks = webhook_index.WebhookIndex()
         self.triggers = TriggerManager(self)
+        self._reread_webhooks = webhook_index.RereadOnMiss(self.triggers.refresh)
         self._documents = sources.Documents(self.secrets.redactor)
         self._plans = sources.LatestPlans(self)
         self._renewer: asyncio.Task[None] | None = None
@@ -451,6 +452,13 @@ class Runtime(recovery.Recovery):
     def webhook_for(self, path: str, method: str) -> tuple[str, dict[str, Any]] | None:
         """(workflow id, trigger) of the active webhook trigger for this path and method."""
         return self.webhooks.find(path, method)
+
+    async def webhook_after_miss(self, path: str, method: str) -> tuple[str, dict[str, Any]] | None:
+        """`webhook_for` once more after re-reading which workflows are active (rate-limited:
+        `webhooks.RereadOnMiss`), for a path the index does not know."""
+        if await self._reread_webhooks():
+            return self.webhooks.find(path, method)
+        return None
 
     # --- retention ----------------------------------------------------------------------------
 

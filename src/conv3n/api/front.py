@@ -29,11 +29,14 @@ log = logging.getLogger("conv3n.api")
 
 async def health_answer(runtime: Runtime) -> JSONResponse:
     """GET /health: `{"status": "ok"}`, or 503 when the database is unreachable;
-    `executions` tells how many run and wait for a turn, with the limits."""
+    `executions` tells how many run and wait for a turn in this process, with the limits;
+    `instance` names the process answering (`host:pid:random`, as in leases and trigger
+    owners: with `serve --processes N` each process answers for itself)."""
     database = await runtime.db.ping()
     body: dict[str, Any] = {
         "status": "ok" if database else "unavailable",
         "version": __version__,
+        "instance": runtime.instance,
         "database": "ok" if database else "unreachable",
         "executions": runtime.limits.snapshot(),
     }

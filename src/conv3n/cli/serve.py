@@ -7,6 +7,8 @@ import functools
 import gc
 import ipaddress
 import math
+import signal
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,7 @@ from conv3n.errors import InvalidInput
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from conv3n.cli.processes import Siblings
     from conv3n.runtime import Settings
     from conv3n.runtime.service import Runtime
 
@@ -28,6 +31,14 @@ def serve(
     port: int | None = typer.Option(
         None, min=0, max=65535, help="Port (CONV3N_PORT, 5680).", metavar="PORT"
     ),
+    processes: int | None = typer.Option(
+        None,
+        min=1,
+        max=64,  # settings.MAX_PROCESSES (not imported here: `conv3n --help` stays light)
+        help="Server processes answering on the port, one core each (CONV3N_PROCESSES, 1).",
+        metavar="N",
+    ),
+    sibling: bool = typer.Option(False, "--sibling", hidden=True),
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json), webhooks and /health.
 
@@ -36,12 +47,13 @@ def serve(
     interval, file and queue triggers of active workflows run. A host other than loopback
     needs CONV3N_API_TOKEN. On SIGTERM or Ctrl+C, running executions get
     CONV3N_SHUTDOWN_GRACE_SECONDS (10) to finish; the rest resume at the next start.
-    Limits, logs and stopping: docs/server.md.
+    `--processes N` runs N server processes on the port to use N cores. Limits, logs,
+    processes and stopping: docs/server.md.
 
     Example:
 
     ```
-    conv3n serve --port 5680
+    conv3n serve --port 5680 --processes 2
     curl -s localhost:5680/health
     ```
     """
@@ -53,6 +65,8 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if processes is not None:
+        overrides["processes"] = processes
     if overrides:
         settings = Settings.from_env(dict(settings.environ), **overrides)
     if not _is_loopback(settings.host) and not settings.api_token:
@@ -67,7 +81,7 @@ def serve(
     except ImportError:  # pragma: no cover - a minimal install
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_serve(settings))
+        runner.run(_serve(settings, sibling=sibling))
 
 
 def _is_loopback(host: str) -> bool:
@@ -96,12 +110,14 @@ def _management_api(runtime: "Runtime", api_token: str | None) -> "FastAPI":
     return create_app(runtime, api_token=api_token)
 
 
-async def _serve(settings: "Settings") -> None:
+async def _serve(settings: "Settings", *, sibling: bool = False) -> None:
+    import dataclasses
     import logging
 
     import uvicorn
 
     from conv3n.api.front import Front
+    from conv3n.cli import processes
     from conv3n.cli.graceful import GracefulServer
     from conv3n.observability import Metrics
     from conv3n.observability import logging as logs
@@ -109,6 +125,11 @@ async def _serve(settings: "Settings") -> None:
 
     logs.configure(format=settings.log_format, level=settings.log_level)
     log = logging.getLogger("conv3n.serve")
+    sockets = None
+    if settings.processes > 1 or sibling:  # the port is bound here, shared (SO_REUSEPORT)
+        sock = processes.listen(settings.host, settings.port, shared=True, joining=sibling)
+        sockets = [sock]
+        settings = dataclasses.replace(settings, port=sock.getsockname()[1])  # port 0: the one
     async with Runtime(settings, metrics=Metrics()) as runtime:
         logs.use_redactor(runtime.secrets.redactor.value)
         app = Front(runtime, functools.partial(_management_api, runtime, settings.api_token))
@@ -126,13 +147,22 @@ async def _serve(settings: "Settings") -> None:
             timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         )
         server = GracefulServer(config)
+        siblings = None
+        if sibling:
+            processes.stop_at_eof(lambda: server.handle_exit(signal.SIGTERM, None))
+        elif settings.processes > 1:  # the schema is up to date now: the others may open it
+            siblings = _siblings(settings)
+            server.on_stop = siblings.request_stop
         await runtime.triggers.start()
         settle_heap()
         background = [
             asyncio.create_task(runtime.resume_interrupted(), name="resume-interrupted"),
             asyncio.create_task(runtime.run_timers(), name="timers"),
-            asyncio.create_task(runtime.run_retention(), name="retention"),
         ]
+        if not sibling:  # pruning is the primary's alone
+            background.append(asyncio.create_task(runtime.run_retention(), name="retention"))
+        if siblings is not None:
+            siblings.start()
         log.info(
             "conv3n listening on http://%s:%s",
             settings.host,
@@ -142,11 +172,15 @@ async def _serve(settings: "Settings") -> None:
                 "port": settings.port,
                 "database": runtime.db.dialect,
                 "persist": settings.persist,
+                "role": "sibling" if sibling else "primary",
+                "processes": settings.processes,
             },
         )
         try:
-            await server.serve()
+            await server.serve(sockets=sockets)
         finally:
+            if siblings is not None:  # they stop alongside this one, in the same grace
+                stopping = asyncio.create_task(siblings.stop(), name="serve:stop-siblings")
             await runtime.triggers.close()  # nothing new starts while stopping
             resuming, loops = background[0], background[1:]
             for task in loops:  # no new timers fire and nothing is pruned while stopping
@@ -159,5 +193,19 @@ async def _serve(settings: "Settings") -> None:
                 grace -= time.monotonic() - server.stop_requested_at
             # resumed executions get the same grace as the rest
             parked = await runtime.shutdown(max(grace, 0.0), also=[resuming])
+            if siblings is not None:
+                await stopping
             log.info("conv3n stopped", extra={"left_to_resume": parked})
         logs.use_redactor(None)
+
+
+def _siblings(settings: "Settings") -> "Siblings":
+    """The other server processes: this `conv3n serve` on the port this one bound."""
+    from conv3n.cli.processes import Siblings
+
+    command = [sys.executable, "-m", "conv3n", "serve", "--host", settings.host]
+    command += ["--port", str(settings.port), "--processes", "1", "--sibling"]
+    env = {**settings.environ, "CONV3N_PROCESSES": "1"}
+    return Siblings(
+        settings.processes - 1, command, env=env, grace_s=settings.shutdown_grace_seconds
+    )

@@ -34,6 +34,8 @@ class Settings:
         park_after_seconds: a std/delay longer than this parks a stored execution as
             `waiting` (resumed when due, even after a restart) instead of waiting in memory.
         host, port: where `conv3n serve` listens.
+        processes: how many server processes `conv3n serve` runs on that port
+            (CONV3N_PROCESSES, 1..64; docs/server.md).
         api_token: when set, /api/* needs `Authorization: Bearer <token>`.
         files_root: the only folder std/file may touch (CONV3N_FILES_ROOT).
         cache_dir: caches that outlive the process, e.g. code environments (CONV3N_CACHE_DIR).
@@ -69,6 +71,7 @@ class Settings:
     park_after_seconds: float = 30
     host: str = "127.0.0.1"
     port: int = 5680
+    processes: int = 1
     api_token: str | None = field(default=None, repr=False)
     files_root_dir: Path | None = None
     cache_dir_path: Path | None = None
@@ -106,7 +109,8 @@ class Settings:
             "trigger_sync_seconds": _number(env, "CONV3N_TRIGGER_SYNC_SECONDS", 5, 0.1, kind=float),
             "park_after_seconds": _number(env, "CONV3N_PARK_AFTER_SECONDS", 30, 0, kind=float),
             "host": env.get("CONV3N_HOST") or "127.0.0.1",
-            "port": _number(env, "CONV3N_PORT", 5680, 0),
+            "port": _number(env, "CONV3N_PORT", 5680, 0, maximum=65535),
+            "processes": _number(env, "CONV3N_PROCESSES", 1, 1, maximum=MAX_PROCESSES),
             "api_token": env.get("CONV3N_API_TOKEN") or None,
             "files_root_dir": _path(env, "CONV3N_FILES_ROOT"),
             "cache_dir_path": _path(env, "CONV3N_CACHE_DIR"),
@@ -167,6 +171,9 @@ class Settings:
         return {name: self.environ[name] for name in self.env_allow if name in self.environ}
 
 
+MAX_PROCESSES = 64
+"""The most server processes `conv3n serve` runs (each is a Python process of ~95 MiB)."""
+
 _LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -185,7 +192,13 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
 
 
 def _number(
-    env: Mapping[str, str], name: str, default: float, minimum: float, kind: type = int
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    minimum: float,
+    kind: type = int,
+    *,
+    maximum: float | None = None,
 ) -> float:
     text = env.get(name)
     if text is None or text.strip() == "":
@@ -193,7 +206,10 @@ def _number(
     try:
         value = kind(text.strip())
     except ValueError:
-        raise InvalidInput(f"{name} must be a {kind.__name__} (got {text!r})") from None
+        noun = "a whole number" if kind is int else "a number"
+        raise InvalidInput(f"{name} must be {noun} (got {text!r})") from None
     if value < minimum:
         raise InvalidInput(f"{name} must be at least {minimum} (got {text!r})")
+    if maximum is not None and value > maximum:
+        raise InvalidInput(f"{name} must be at most {maximum} (got {text!r})")
     return value  # type: ignore[no-any-return]

@@ -1,4 +1,5 @@
-"""conv3n under test: `conv3n serve` with persistence on (SQLite in a temporary data dir).
+"""conv3n under test: `conv3n serve` with persistence on (SQLite in a temporary data dir);
+"conv3n-2" is `conv3n serve --processes 2` on its own data dir (decision 0015).
 
 The workflows are the YAML files of bench/peers/workflows/, created and activated through the
 API (POST /api/workflows, POST /api/workflows/{id}/activate). The one-shot figure is the wall
@@ -20,6 +21,8 @@ from load import BODY
 from system import HERE, WORKFLOWS, System
 
 ONE_SHOT_ROUNDS = 5
+MULTI_PROCESS_WORKFLOWS = ("a", "b", "d")
+"""What `--processes 2` is measured on: the workflows whose target is Node-RED's req/s."""
 
 
 class Conv3n(System):
@@ -27,14 +30,25 @@ class Conv3n(System):
     label = "conv3n"
 
     def __init__(
-        self, work: Path, port: int, python: str = sys.executable, variant: str = "base"
+        self,
+        work: Path,
+        port: int,
+        python: str = sys.executable,
+        variant: str = "base",
+        processes: int = 1,
     ) -> None:
+        if processes > 1:
+            self.name = f"conv3n-{processes}"
+            self.label = f"conv3n x{processes}"
         super().__init__(work, port)
         self.python = python
         self.variant = variant  # "base", or an experiment of webhook_cpu.py (profiling only)
-        self.data_dir = work / "conv3n-data"
+        self.processes = processes
+        self.data_dir = work / f"{self.name}-data"
 
     def has(self, workflow: str) -> bool:
+        if self.processes > 1 and workflow not in MULTI_PROCESS_WORKFLOWS:
+            return False
         return (WORKFLOWS / f"{workflow}.yaml").is_file()
 
     def command(self) -> list[str]:
@@ -59,7 +73,22 @@ class Conv3n(System):
             "127.0.0.1",
             "--port",
             str(self.port),
+            "--processes",
+            str(self.processes),
         ]
+
+    def wait_webhook(self, workflow: str, started: float) -> float:
+        """Seconds until the first webhook answer (the primary's); then, before any load,
+        until every process answers /health (the siblings start after the primary)."""
+        first = super().wait_webhook(workflow, started)
+        answering: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(answering) < self.processes:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.label}: only {len(answering)} processes answer")
+            with httpx.Client(timeout=5) as client:  # a new connection each time
+                answering.add(client.get(self.health_url()).json()["instance"])
+        return first
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -92,6 +121,8 @@ class Conv3n(System):
                 client.post(f"/api/workflows/{document['id']}/activate").raise_for_status()
 
     def one_shot(self, workflow: str) -> list[float] | None:
+        if self.processes > 1:  # `conv3n run` is one process whatever the server runs
+            return None
         source = WORKFLOWS / f"{workflow}.yaml"
         payload = {
             "method": "POST",

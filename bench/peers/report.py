@@ -19,7 +19,14 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent
 HEADER = "## Side by side with n8n and Node-RED (issue 6)"
-SYSTEMS = [("conv3n", "conv3n"), ("n8n", "n8n"), ("node-red", "Node-RED")]
+SYSTEMS = [
+    ("conv3n", "conv3n"),
+    ("conv3n-2", "conv3n x2"),
+    ("n8n", "n8n"),
+    ("node-red", "Node-RED"),
+]
+OURS = ("conv3n", "conv3n-2")
+"""One server process, and `conv3n serve --processes 2` (decision 0015)."""
 CEILINGS = [
     ("fastapi", "raw ceiling (FastAPI on uvicorn)"),
     ("uvloop", "bare ASGI on uvicorn (reference)"),
@@ -40,7 +47,7 @@ PEER_OF = {"c-call": "c"}
 
 
 def _run(results: dict[str, Any], system: str, workflow: str, conns: str) -> dict[str, Any] | None:
-    if system != "conv3n":
+    if system not in OURS:
         workflow = PEER_OF.get(workflow, workflow)
     entry = results.get("systems", {}).get(system, {}).get("workflows", {}).get(workflow, {})
     run = entry.get("runs", {}).get(conns)
@@ -125,7 +132,10 @@ def _intro(results: dict[str, Any]) -> list[str]:
         "uvicorn is shown beside it for reference. conv3n's (c) runs the code node with "
         "`isolation: warm` (a limited process kept for the node, as Node-RED reuses one VM "
         "context and n8n one task runner; decision 0013); c-call is the same node in the "
-        "default `isolation: call` (a fresh process per call), compared with the peers' (c).",
+        "default `isolation: call` (a fresh process per call), compared with the peers' (c). "
+        "conv3n x2 is `conv3n serve --processes 2`: two server processes on one port and one "
+        "SQLite file (decision 0015), measured on (a), (b) and (d); every other conv3n figure "
+        "is one process.",
     ]
     stamps = sorted(
         entry["measured_at"]
@@ -153,23 +163,25 @@ def _intro(results: dict[str, Any]) -> list[str]:
 def _throughput(results: dict[str, Any], workflows: list[str], conns: list[str]) -> list[str]:
     lines = [
         "",
-        "| workflow | conn. | conv3n req/s | n8n req/s | Node-RED req/s | ceiling req/s "
-        "| conv3n / n8n | conv3n / Node-RED | conv3n | n8n | Node-RED |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| workflow | conn. | conv3n req/s | conv3n x2 req/s | n8n req/s | Node-RED req/s "
+        "| ceiling req/s | conv3n / n8n | conv3n / Node-RED | conv3n x2 / Node-RED "
+        "| conv3n | conv3n x2 | n8n | Node-RED |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for workflow in workflows:
         for c in conns:
-            mine, n8n, red = (_run(results, s, workflow, c) for s, _ in SYSTEMS)
+            mine, two, n8n, red = (_run(results, s, workflow, c) for s, _ in SYSTEMS)
             ceiling = _ceiling(results, SHARE_OF, c)
+            shares = " | ".join(_share(run, ceiling) for run in (mine, two, n8n, red))
             lines.append(
-                f"| {workflow} | {c} | {_rps(mine)} | {_rps(n8n)} | {_rps(red)} | "
-                f"{_rps(ceiling)} | {_ratio(mine, n8n)} | {_ratio(mine, red)} | "
-                f"{_share(mine, ceiling)} | {_share(n8n, ceiling)} | {_share(red, ceiling)} |"
+                f"| {workflow} | {c} | {_rps(mine)} | {_rps(two)} | {_rps(n8n)} | {_rps(red)} "
+                f"| {_rps(ceiling)} | {_ratio(mine, n8n)} | {_ratio(mine, red)} "
+                f"| {_ratio(two, red)} | {shares} |"
             )
     lines += [
         "",
-        "The last three columns: each system's throughput as a share of the raw "
-        "ceiling (FastAPI on uvicorn) at the same concurrency.",
+        "The last four columns: each system's throughput as a share of the raw "
+        "ceiling (FastAPI on uvicorn, one process) at the same concurrency.",
     ]
     return lines
 
@@ -177,8 +189,8 @@ def _throughput(results: dict[str, Any], workflows: list[str], conns: list[str])
 def _latencies(results: dict[str, Any], workflows: list[str], conns: list[str]) -> list[str]:
     lines = [
         "",
-        "| workflow | conn. | conv3n p50 / p99 | n8n p50 / p99 | Node-RED p50 / p99 |",
-        "|---|---|---|---|---|",
+        "| workflow | conn. | " + " | ".join(f"{label} p50 / p99" for _, label in SYSTEMS) + " |",
+        "|---|---|" + "---|" * len(SYSTEMS),
     ]
     for workflow in workflows:
         for c in conns:
@@ -238,7 +250,7 @@ def _rss_by_workflow(results: dict[str, Any], workflows: list[str]) -> list[str]
     for workflow in workflows:
         cells = []
         for key, _ in present:
-            mine = workflow if key == "conv3n" else PEER_OF.get(workflow, workflow)
+            mine = workflow if key in OURS else PEER_OF.get(workflow, workflow)
             runs = results["systems"][key].get("workflows", {}).get(mine, {}).get("runs", {})
             peaks = [run["rss_peak_mib"] for run in runs.values() if run.get("rss_peak_mib")]
             cells.append(_mib(max(peaks)) if peaks else "—")
@@ -246,7 +258,8 @@ def _rss_by_workflow(results: dict[str, Any], workflows: list[str]) -> list[str]
     lines += [
         "",
         "conv3n's tree is the server and its SQLite writer process, plus, for (c) and c-call, "
-        "the two code workers and their call or warm processes.",
+        "the two code workers and their call or warm processes; conv3n x2's is two servers "
+        "and their two writers.",
     ]
     return lines
 
@@ -259,69 +272,77 @@ def _verdict(ok: bool | None) -> str:
     return "—" if ok is None else "yes" if ok else "**no**"
 
 
-def _targets(results: dict[str, Any]) -> list[str]:
-    """Issue 6's targets, each with the figure of this run beside it."""
+def _throughput_targets(
+    results: dict[str, Any], ours: str, prefix: str, workflow: str, conns: str
+) -> list[tuple[str, str, bool | None]]:
+    """The req/s and p99 targets of one of our systems on one workflow and concurrency."""
+    mine_run = _run(results, ours, workflow, conns)
+    red_run = _run(results, "node-red", workflow, conns)
+    n8n_run = _run(results, "n8n", workflow, conns)
+    mine, red, n8n = (
+        run["rps"] if run and run["requests"] else None for run in (mine_run, red_run, n8n_run)
+    )
+    share = 0.5 if workflow == "c" else 1.0
+    floor = 20 if workflow == "c" else 50
+    name = f"{prefix}({workflow}) c={conns}"
     rows: list[tuple[str, str, bool | None]] = []
+    if mine and red:
+        rows.append(
+            (
+                f"{name}: req/s ≥ {share:g}x Node-RED",
+                f"{mine:,.0f} / {red:,.0f} = {mine / red:.2f}x",
+                mine >= share * red,
+            )
+        )
+    if mine and n8n:
+        rows.append((f"{name}: req/s ≥ {floor}x n8n", f"{mine / n8n:,.0f}x", mine >= floor * n8n))
+    if workflow != "c" and mine and red and mine_run and red_run:
+        rows.append(
+            (
+                f"{name}: p99 ≤ 2x Node-RED's",
+                f"{mine_run['p99_ms']:.1f} ms against 2 x {red_run['p99_ms']:.1f} ms",
+                mine_run["p99_ms"] <= 2 * red_run["p99_ms"],
+            )
+        )
+    return rows
 
-    def rps(system: str, workflow: str, conns: str) -> float | None:
-        run = _run(results, system, workflow, conns)
-        return run["rps"] if run and run["requests"] else None
 
-    for workflow in ("a", "b", "d", "c"):
-        for conns in ("10", "50"):
-            mine, red, n8n = (rps(s, workflow, conns) for s in ("conv3n", "node-red", "n8n"))
-            share = 0.5 if workflow == "c" else 1.0
-            floor = 20 if workflow == "c" else 50
-            if mine and red:
-                rows.append(
-                    (
-                        f"({workflow}) c={conns}: req/s ≥ {share:g}x Node-RED",
-                        f"{mine:,.0f} / {red:,.0f} = {mine / red:.2f}x",
-                        mine >= share * red,
-                    )
-                )
-            if mine and n8n:
-                rows.append(
-                    (
-                        f"({workflow}) c={conns}: req/s ≥ {floor}x n8n",
-                        f"{mine / n8n:,.0f}x",
-                        mine >= floor * n8n,
-                    )
-                )
-            if workflow != "c":
-                ours, theirs = (
-                    _run(results, "conv3n", workflow, conns),
-                    _run(results, "node-red", workflow, conns),
-                )
-                if ours and theirs and ours["requests"] and theirs["requests"]:
-                    rows.append(
-                        (
-                            f"({workflow}) c={conns}: p99 ≤ 2x Node-RED's",
-                            f"{ours['p99_ms']:.1f} ms against 2 x {theirs['p99_ms']:.1f} ms",
-                            ours["p99_ms"] <= 2 * theirs["p99_ms"],
-                        )
-                    )
-    entry = results.get("systems", {}).get("conv3n", {})
-    peaks = {
+def _peaks(results: dict[str, Any], system: str) -> dict[str, float]:
+    """The peak RSS of a system per workflow (the largest of its points)."""
+    entry = results.get("systems", {}).get(system, {})
+    return {
         workflow: max(
             (run.get("rss_peak_mib") or 0 for run in data.get("runs", {}).values()), default=0
         )
         for workflow, data in entry.get("workflows", {}).items()
     }
-    for label, group in (
-        ("server and its SQLite writer ((a), (b), (d))", ("a", "b", "d")),
-        ("with the code workers ((c), c-call)", ("c", "c-call")),
-    ):
+
+
+def _targets(results: dict[str, Any]) -> list[str]:
+    """Issue 6's targets, each with the figure of this run beside it."""
+    rows: list[tuple[str, str, bool | None]] = []
+    for ours, prefix in (("conv3n", ""), ("conv3n-2", "conv3n x2 ")):
+        for workflow in ("a", "b", "d", "c"):
+            for conns in ("10", "50"):
+                rows += _throughput_targets(results, ours, prefix, workflow, conns)
+    rss_groups = (
+        ("conv3n", "", "server and its SQLite writer ((a), (b), (d))", ("a", "b", "d")),
+        ("conv3n", "", "with the code workers ((c), c-call)", ("c", "c-call")),
+        ("conv3n-2", "conv3n x2 ", "two servers and their writers", ("a", "b", "d")),
+    )
+    for ours, prefix, what, group in rss_groups:
+        peaks = _peaks(results, ours)
         measured = [peaks[workflow] for workflow in group if peaks.get(workflow)]
         if measured:
             peak = max(measured)
             rows.append(
                 (
-                    f"peak RSS ≤ 100 MB, {label}",
+                    f"{prefix}peak RSS ≤ 100 MB, {what}",
                     f"{peak:.1f} MiB = {peak / MB:.1f} MB",
                     peak <= 100 * MB,
                 )
             )
+    entry = results.get("systems", {}).get("conv3n", {})
     start = entry.get("start", {})
     if start.get("first_webhook_s") is not None:
         rows.append(
@@ -400,6 +421,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         "conv3n": ("#1f77b4", "o", "-"),
         "n8n": ("#ff7f0e", "s", "-"),
         "node-red": ("#d62728", "^", "-"),
+        "conv3n-2": ("#17becf", "D", "-"),
     }
     for index, workflow in enumerate(workflows):
         axis = axes[index // columns][index % columns]

@@ -1,7 +1,8 @@
 """`make bench-peers`: conv3n side by side with n8n and Node-RED on the same webhook workflows.
 
-    .venv/bin/python bench/peers/run.py [--systems conv3n,n8n,node-red] [--workflows a,b,d,c,c-call]
-        [--duration 10] [--quick] [--concurrency 1,10,50] [--root /tmp/peers] [--fresh]
+    .venv/bin/python bench/peers/run.py [--systems conv3n,conv3n-2,n8n,node-red]
+        [--workflows a,b,d,c,c-call] [--duration 10] [--quick] [--concurrency 1,10,50]
+        [--root /tmp/peers] [--fresh]
 
 Installs what is missing (install.py; n8n takes ~10 min the first time, then is reused), starts
 the local service of workflow (d) and measures the raw ceiling, then per system: prepares its
@@ -40,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 PORTS = {
     "conv3n": 18680,
+    "conv3n-2": 18682,
     "n8n": 15678,
     "node-red": 11880,
     "ceiling-uvloop": 18690,
@@ -208,16 +210,18 @@ class Bench:
 def make_system(name: str, work: Path, root: Path) -> System:
     if name == "conv3n":
         return Conv3n(work, PORTS[name])
+    if name == "conv3n-2":
+        return Conv3n(work, PORTS[name], processes=2)
     if name == "n8n":
         return N8n(work, PORTS[name], root)
     if name == "node-red":
         return NodeRed(work, PORTS[name], root)
-    raise SystemExit(f"--systems: unknown system {name!r} (conv3n, n8n, node-red)")
+    raise SystemExit(f"--systems: unknown system {name!r} (conv3n, conv3n-2, n8n, node-red)")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--systems", default="conv3n,n8n,node-red")
+    parser.add_argument("--systems", default="conv3n,conv3n-2,n8n,node-red")
     parser.add_argument("--workflows", default="a,b,d,c,c-call")  # code workers last
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per point")
     parser.add_argument(
@@ -249,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"ports in use: {', '.join(busy)}")
     install.install_wrk()
     install.install(args.root, set(args.systems))
-    if "conv3n" in args.systems:  # as `make run` does: starts must not compile conv3n first
+    if any(
+        name.startswith("conv3n") for name in args.systems
+    ):  # as `make run` does: starts must not compile conv3n first
         compileall.compile_dir(HERE.parents[1] / "src", quiet=1, workers=0)
     results: dict[str, Any] = {}
     if RESULTS.exists() and not args.fresh:

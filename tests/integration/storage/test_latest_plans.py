@@ -101,3 +101,43 @@ async def test_many_callers_on_an_expired_entry_share_one_read(runtime: Runtime,
 
     assert reads == 1
     assert {version for _, version in plans} == {1}
+
+
+async def test_concurrent_first_callers_share_one_read_and_one_compile(
+    runtime: Runtime, monkeypatch
+):
+    import asyncio
+
+    await runtime.save_workflow(doc("v1"))
+    runtime._plans.forget()
+    reads = compiles = 0
+    real_get, real_compile = workflows.get, runtime.compile
+
+    async def counting_get(db, workflow_id):
+        nonlocal reads
+        reads += 1
+        return await real_get(db, workflow_id)
+
+    def counting_compile(workflow):
+        nonlocal compiles
+        compiles += 1
+        return real_compile(workflow)
+
+    monkeypatch.setattr(workflows, "get", counting_get)
+    monkeypatch.setattr(runtime, "compile", counting_compile)
+    plans = await asyncio.gather(*(runtime._plans.latest("w") for _ in range(30)))
+
+    assert (reads, compiles) == (1, 1)
+    assert len({id(plan) for plan, _ in plans}) == 1
+
+
+async def test_concurrent_first_callers_of_a_missing_workflow_all_get_not_found(
+    runtime: Runtime,
+):
+    import asyncio
+
+    answers = await asyncio.gather(
+        *(runtime._plans.latest("nope") for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(answer, WorkflowNotFound) for answer in answers)
+    assert runtime._plans._loading == {}

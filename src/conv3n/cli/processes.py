@@ -1,13 +1,14 @@
 """`conv3n serve --processes N`: N server processes answering on one port.
 
 One Python process runs one event loop on one core; past that a server's throughput stops
-growing (bench/peers/PROFILE.md). With N > 1 the first process (the primary) binds the port
-with SO_REUSEPORT, opens the database (and upgrades its schema), and starts N-1 siblings:
-the same `conv3n serve`, each with its own event loop, database connections and writer,
-binding the same port, so the kernel spreads new connections across them. Everything that
-must happen once is already safe across processes (decisions 0008 and 0015): triggers run
-under leases, queue triggers are competing consumers, timers and resumes claim their
-executions. Only the primary prunes history.
+growing (bench/peers/PROFILE.md). `listen` binds the port for every `conv3n serve`; with
+N > 1 the first process (the primary) binds it with SO_REUSEPORT, opens the database (and
+upgrades its schema), and starts N-1 siblings: the same `conv3n serve`, each with its own
+event loop, database connections and writer, binding the same port, so the kernel spreads
+new connections across them. Everything that must happen once is already safe across
+processes (decisions 0008 and 0015): triggers run under leases, queue triggers are
+competing consumers, timers and resumes claim their executions. Only the primary prunes
+history.
 
 The primary restarts a sibling that dies, and on SIGTERM or Ctrl+C passes the stop on and
 waits for the siblings through the same grace period. A sibling's stdin is a pipe from the
@@ -25,6 +26,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from conv3n.errors import InvalidInput
 
@@ -40,8 +42,10 @@ KILL_AFTER_S = 5.0
 """How long past the grace period the primary waits for a stopping sibling before SIGKILL."""
 
 
-def listen(host: str, port: int, *, shared: bool, joining: bool = False) -> socket.socket:
-    """A TCP socket bound to (host, port) for uvicorn to listen on.
+def listen(host: str, port: int, *, shared: bool, joining: bool = False) -> list[socket.socket]:
+    """TCP sockets bound to (host, port) for uvicorn to listen on: one per address the host
+    resolves to (`localhost` may be ::1 and 127.0.0.1), all on the same port (port 0: the
+    one the first got).
 
     `shared` sets SO_REUSEPORT, so sibling processes can bind the same port (`joining`: this
     is one, binding its primary's port). A port some other program holds is refused first:
@@ -57,10 +61,38 @@ def listen(host: str, port: int, *, shared: bool, joining: bool = False) -> sock
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise InvalidInput(f"cannot listen on {host!r}: {exc.strerror}") from None
-    family, kind, proto, _, address = infos[0]
-    if shared and port != 0 and not joining:
-        _refuse_taken(family, address, host, port)
-    sock = socket.socket(family, kind, proto)
+    addresses = list(dict.fromkeys((family, address) for family, *_, address in infos))
+    sockets: list[socket.socket] = []
+    try:
+        for family, address in addresses:
+            if sockets:  # the port the first one got
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sockets.append(_bind(family, address, shared=shared, check=not joining))
+            except OSError as exc:
+                if sockets and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                    continue  # e.g. ::1 on a machine without IPv6, beside 127.0.0.1
+                if exc.errno == errno.EADDRINUSE:
+                    raise InvalidInput(
+                        f"cannot listen on {host}:{port}: the port is in use"
+                    ) from None
+                raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _bind(family: int, address: tuple[Any, ...], *, shared: bool, check: bool) -> socket.socket:
+    if shared and check and address[1] != 0:
+        # nobody may hold the port, not even with SO_REUSEPORT (TIME_WAIT is no owner)
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if shared:
@@ -68,24 +100,11 @@ def listen(host: str, port: int, *, shared: bool, joining: bool = False) -> sock
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
-    except OSError as exc:
+    except BaseException:
         sock.close()
-        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise
     sock.set_inheritable(False)
     return sock
-
-
-def _refuse_taken(family: int, address: tuple[object, ...], host: str, port: int) -> None:
-    probe = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
-        probe.bind(address)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise InvalidInput(f"cannot listen on {host}:{port}: the port is in use") from None
-        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    finally:
-        probe.close()
 
 
 def stop_at_eof(stop: Callable[[], None]) -> None:
@@ -157,6 +176,8 @@ class Siblings:
                     _signal(process, signal.SIGTERM)
                 code = await process.wait()
                 del self._live[index]
+                if process.stdin is not None:  # the pipe it watched: closed with it
+                    process.stdin.close()
             if self._stopping.is_set():
                 return
             failures = 1 if time.monotonic() - began >= STEADY_S else failures + 1

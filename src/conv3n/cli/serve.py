@@ -10,6 +10,7 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import typer
@@ -74,12 +75,13 @@ def serve(
             f"refusing to listen on {settings.host} without CONV3N_API_TOKEN: set a token, "
             "or listen on 127.0.0.1"
         )
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:  # uvloop comes with uvicorn[standard]: libuv's loop roughly halves the I/O overhead
-        import uvloop
+        from conv3n.cli.accept import ServeLoop
 
-        loop_factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - a minimal install
-        loop_factory = None
+        loop_factory = ServeLoop
+    except ImportError:  # pragma: no cover - a minimal install: asyncio's loop
+        pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(_serve(settings, sibling=sibling))
 
@@ -125,11 +127,11 @@ async def _serve(settings: "Settings", *, sibling: bool = False) -> None:
 
     logs.configure(format=settings.log_format, level=settings.log_level)
     log = logging.getLogger("conv3n.serve")
-    sockets = None
-    if settings.processes > 1 or sibling:  # the port is bound here, shared (SO_REUSEPORT)
-        sock = processes.listen(settings.host, settings.port, shared=True, joining=sibling)
-        sockets = [sock]
-        settings = dataclasses.replace(settings, port=sock.getsockname()[1])  # port 0: the one
+    # bound here, not by uvicorn: shared between processes with SO_REUSEPORT, accepted on
+    # eagerly (cli.accept), and port 0 resolved before anything uses the port
+    shared = settings.processes > 1 or sibling
+    sockets = processes.listen(settings.host, settings.port, shared=shared, joining=sibling)
+    settings = dataclasses.replace(settings, port=sockets[0].getsockname()[1])
     async with Runtime(settings, metrics=Metrics()) as runtime:
         logs.use_redactor(runtime.secrets.redactor.value)
         app = Front(runtime, functools.partial(_management_api, runtime, settings.api_token))

@@ -21,9 +21,9 @@ DEAF_TO_SIGTERM = (
 
 
 def test_shared_sockets_bind_one_port_and_both_accept():
-    first = listen("127.0.0.1", 0, shared=True)
+    (first,) = listen("127.0.0.1", 0, shared=True)
     port = first.getsockname()[1]
-    second = listen("127.0.0.1", port, shared=True, joining=True)
+    (second,) = listen("127.0.0.1", port, shared=True, joining=True)
     try:
         for sock in (first, second):
             sock.listen()
@@ -37,7 +37,7 @@ def test_shared_sockets_bind_one_port_and_both_accept():
 
 
 def test_a_port_another_program_holds_is_refused_even_if_it_shares():
-    other = listen("127.0.0.1", 0, shared=True)  # a stranger that set SO_REUSEPORT too
+    (other,) = listen("127.0.0.1", 0, shared=True)  # a stranger that set SO_REUSEPORT too
     other.listen()
     port = other.getsockname()[1]
     try:
@@ -51,11 +51,30 @@ def test_ipv6_loopback_is_bound_as_ipv6():
     if not socket.has_ipv6:
         pytest.skip("this system has no IPv6")
     try:
-        sock = listen("::1", 0, shared=True)
+        (sock,) = listen("::1", 0, shared=True)
     except InvalidInput as exc:
         pytest.skip(f"no IPv6 loopback here: {exc}")
     with sock:
         assert sock.family == socket.AF_INET6
+
+
+def test_a_name_for_several_addresses_gets_a_socket_each_on_one_port():
+    sockets = listen("localhost", 0, shared=False)
+    try:
+        assert len({sock.getsockname()[1] for sock in sockets}) == 1
+        assert {sock.family for sock in sockets} <= {socket.AF_INET, socket.AF_INET6}
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_an_unshared_port_in_use_is_named_too():
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(InvalidInput, match=f"127.0.0.1:{port}: the port is in use"):
+            listen("127.0.0.1", port, shared=False)
 
 
 def test_a_host_that_does_not_resolve_is_named():

@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import psutil
 import pytest
 
 from tests.conftest import ROOT, free_port
+from tests.e2e.test_crash_recovery import wait_until
 from tests.e2e.test_serve import wait_healthy
 
 pytestmark = pytest.mark.slow
@@ -73,14 +73,6 @@ def gone(pid: int) -> bool:
         return True
 
 
-def wait_for(condition, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def answering(url: str, count: int, timeout: float = 30.0) -> set[int]:
     """The pids answering /health (each call a new connection), once `count` differ."""
     seen: set[int] = set()
@@ -91,7 +83,7 @@ def answering(url: str, count: int, timeout: float = 30.0) -> set[int]:
         seen.add(int(instance.split(":")[1]))
         return len(seen) >= count
 
-    wait_for(enough, f"{count} processes answering", timeout)
+    wait_until(enough, f"{count} processes answering", timeout)
     return seen
 
 
@@ -145,7 +137,7 @@ def test_two_processes_share_the_port_and_a_workflow_activated_in_one_answers_in
 def test_a_killed_sibling_comes_back_and_none_outlives_a_killed_primary(tmp_path):
     proc, log = start(tmp_path, "--port", "0", "--processes", "2")
     try:
-        wait_for(lambda: "conv3n listening" in log.read_text(), "the primary to listen", 60)
+        wait_until(lambda: "conv3n listening" in log.read_text(), "the primary to listen", 60)
         first = json.loads(log.read_text().splitlines()[0])
         assert first["role"] == "primary"
         assert first["port"] != 0
@@ -154,14 +146,14 @@ def test_a_killed_sibling_comes_back_and_none_outlives_a_killed_primary(tmp_path
         answering(url, 2)
         (sibling,) = siblings_of(proc)
         psutil.Process(sibling).kill()
-        wait_for(lambda: siblings_of(proc) - {sibling}, "a new sibling")
+        wait_until(lambda: siblings_of(proc) - {sibling}, "a new sibling")
         (again,) = siblings_of(proc) - {sibling}
-        wait_for(lambda: again in answering(url, 1), "the new sibling to answer")
+        wait_until(lambda: again in answering(url, 1), "the new sibling to answer")
         assert "server process 2 exited (code -9); restarting it" in log.read_text()
 
         proc.kill()  # no SIGTERM to pass on: the sibling sees its stdin close
         proc.wait()
-        wait_for(lambda: gone(again), "the sibling to stop after its primary died")
+        wait_until(lambda: gone(again), "the sibling to stop after its primary died")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -67,7 +67,7 @@ class RetryJournal(NullJournal):
     def __init__(self) -> None:
         self.failed: list[FailedAttempt] = []
 
-    async def attempt_failed(
+    def attempt_failed(
         self, execution_id: str, node_id: str, attempt: int, error: ErrorInfo, retry_in_s: float
     ) -> None:
         self.failed.append(FailedAttempt(node_id, attempt, error, retry_in_s))

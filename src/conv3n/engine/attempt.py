@@ -25,9 +25,10 @@ from conv3n.sdk import ERROR_PORT, Route
 log = logging.getLogger("conv3n.engine")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """What one attempt came to.
+    """What one attempt came to (not frozen: one is made per attempt, and a frozen
+    dataclass sets each field through `object.__setattr__`).
 
     Attributes:
         ok: the block returned a value.

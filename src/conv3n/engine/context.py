@@ -223,6 +223,12 @@ class _RecordingVars(MutableMapping[str, JSON]):
         self._run.vars[key] = value
         self._run.note_effect(self._index, "vars", {key: value})
 
+    def update(self, values: Any = (), /, **more: JSON) -> None:
+        """Several writes, kept in the node's effects at once (std/set's path)."""
+        changes = dict(values, **more)
+        self._run.vars.update(changes)
+        self._run.note_effect(self._index, "vars", changes)
+
     def __delitem__(self, key: str) -> None:
         del self._run.vars[key]
         self._run.note_effect(self._index, "vars", {key: None})

@@ -3,6 +3,11 @@
 The runner calls it as executions and nodes start and finish; storage (durability), the API's
 live view and metrics implement it. Methods take `model` types only, so implementers never
 import the engine. `Journals` fans one event out to several.
+
+Node events (`node_started`, `attempt_failed`, `node_finished`) are plain calls: an
+implementer queues or counts them and returns, and never makes a node wait (they come
+several times per node, on the engine's hottest path). Execution events are awaited: that
+is where a journal may hold an execution back (the store's backpressure, decision 0017).
 """
 
 from collections.abc import Sequence
@@ -18,18 +23,18 @@ class Journal(Protocol):
     async def execution_started(self, record: ExecutionRecord) -> None:
         """An execution began (its record has status `running` and no nodes yet)."""
 
-    async def node_started(
+    def node_started(
         self, execution_id: str, node_id: str, attempt: int, started_at: datetime
     ) -> None:
-        """An attempt of a node began."""
+        """An attempt of a node began (queue it and return: never block)."""
 
-    async def attempt_failed(
+    def attempt_failed(
         self, execution_id: str, node_id: str, attempt: int, error: ErrorInfo, retry_in_s: float
     ) -> None:
-        """An attempt failed and will be retried after `retry_in_s` seconds."""
+        """An attempt failed and will be retried after `retry_in_s` seconds (never block)."""
 
-    async def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
-        """A node reached a final status; called before any successor starts."""
+    def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
+        """A node reached a final status; called before any successor starts (never block)."""
 
     async def execution_finished(self, record: ExecutionRecord) -> None:
         """An execution reached a final status; `record` is complete."""
@@ -41,17 +46,17 @@ class NullJournal:
     async def execution_started(self, record: ExecutionRecord) -> None:
         """Ignored."""
 
-    async def node_started(
+    def node_started(
         self, execution_id: str, node_id: str, attempt: int, started_at: datetime
     ) -> None:
         """Ignored."""
 
-    async def attempt_failed(
+    def attempt_failed(
         self, execution_id: str, node_id: str, attempt: int, error: ErrorInfo, retry_in_s: float
     ) -> None:
         """Ignored."""
 
-    async def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
+    def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
         """Ignored."""
 
     async def execution_finished(self, record: ExecutionRecord) -> None:
@@ -69,24 +74,24 @@ class Journals:
         for journal in self._journals:
             await journal.execution_started(record)
 
-    async def node_started(
+    def node_started(
         self, execution_id: str, node_id: str, attempt: int, started_at: datetime
     ) -> None:
         """Forwarded to each."""
         for journal in self._journals:
-            await journal.node_started(execution_id, node_id, attempt, started_at)
+            journal.node_started(execution_id, node_id, attempt, started_at)
 
-    async def attempt_failed(
+    def attempt_failed(
         self, execution_id: str, node_id: str, attempt: int, error: ErrorInfo, retry_in_s: float
     ) -> None:
         """Forwarded to each."""
         for journal in self._journals:
-            await journal.attempt_failed(execution_id, node_id, attempt, error, retry_in_s)
+            journal.attempt_failed(execution_id, node_id, attempt, error, retry_in_s)
 
-    async def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
+    def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
         """Forwarded to each."""
         for journal in self._journals:
-            await journal.node_finished(execution_id, node_id, record)
+            journal.node_finished(execution_id, node_id, record)
 
     async def execution_finished(self, record: ExecutionRecord) -> None:
         """Forwarded to each."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from conv3n import expr
 from conv3n.compiler import Plan, PlanNode
 from conv3n.engine import attempt as attempts
-from conv3n.engine import context, frontier, retry, tasks
+from conv3n.engine import context, frontier, retry, tasks, views
 from conv3n.errors import BlockError
 from conv3n.model import (
     JSON,
@@ -139,7 +139,7 @@ class Run:
         """The task running the graph, set only while it does (what `cancel()` interrupts)."""
         self._t0 = 0.0
         self._slots: asyncio.Semaphore | None = None
-        own_views: dict[str, Any] = {}
+        own_views = views.NodeViews()
         self.own_views = own_views
         if parent is None:
             self.vars: dict[str, JSON] = {}
@@ -260,7 +260,7 @@ class Run:
             record = self._record(status, None, None)
             record.wake_at = self.parked_until
         else:
-            await self._close_unfinished()
+            self._close_unfinished()
             duration = (time.perf_counter() - self._t0) * 1000
             record = self._record(status, self.engine.clock.now(), duration)
         if self.journaled:
@@ -313,7 +313,7 @@ class Run:
         try:
             async with tasks.TaskGroup() as group:
                 self._group = group
-                first = await self._start(self.frontier.starts())
+                first = self._start(self.frontier.starts())
                 if first is not None:
                     await self._run_from(first)
         except* _Abort:
@@ -321,7 +321,7 @@ class Run:
         finally:
             self._group = None
 
-    async def _start(self, ready: list[int]) -> PlanNode | None:
+    def _start(self, ready: list[int]) -> PlanNode | None:
         """Launch ready nodes as tasks, all but one, which the caller runs inline.
 
         Running one successor in the task that finished its predecessor saves a task per node
@@ -339,7 +339,7 @@ class Run:
             if prior:
                 previous = prior.get(node.id)
                 if previous is not None and attempts.replayable(previous):
-                    more = await self._replay(index, previous)
+                    more = self._replay(index, previous)
                     ready.extend(more)
                     continue
             self.status[index] = NodeStatus.RUNNING
@@ -350,15 +350,25 @@ class Run:
         return inline
 
     async def _run_from(self, pnode: PlanNode | None) -> None:
-        """Run a node, then the successor it hands back, and so on."""
+        """Run a node, then the successor it hands back, and so on.
+
+        A successor starts at the moment its predecessor finished (the clock is read once
+        between them), unless the loop was given a turn in between.
+        """
         steps = 0
+        now: datetime | None = None
         while pnode is not None:
-            pnode = await self._run_node(pnode)
+            index = pnode.index
+            pnode = await self._run_node(pnode, now)
             steps += 1
             if not steps % _YIELD_EVERY:
                 await asyncio.sleep(0)
+                now = None
+            elif pnode is not None:
+                record = self.records[index]
+                now = record.finished_at if record is not None else None
 
-    async def _replay(self, index: int, previous: NodeRecord) -> list[int]:
+    def _replay(self, index: int, previous: NodeRecord) -> list[int]:
         """Apply a stored result as if the node had just finished."""
         self.status[index] = previous.status
         self.records[index] = previous
@@ -373,10 +383,10 @@ class Run:
                 self.top().response = WebhookResponse.model_validate(response)
         ready, skipped = self.frontier.finish(index, ports)
         for child in skipped:
-            await self._skip(child)
+            self._skip(child)
         return ready
 
-    async def _park(
+    def _park(
         self, pnode: PlanNode, attempts_made: int, started_at: datetime, outcome: attempts.Outcome
     ) -> None:
         """Store a parked node as `running` with its deadline; the execution will be `waiting`
@@ -394,7 +404,7 @@ class Run:
         if self.parked_until is None or until < self.parked_until:
             self.parked_until = until
         if self.journaled:
-            await self.engine.journal.node_finished(self.execution_id, pnode.id, record)
+            self.engine.journal.node_finished(self.execution_id, pnode.id, record)
 
     def top(self) -> "Run":
         """The execution's own Run (loop bodies have parents)."""
@@ -413,7 +423,11 @@ class Run:
         else:
             effects[kind] = value
 
-    async def _run_node(self, pnode: PlanNode) -> PlanNode | None:
+    async def _run_node(self, pnode: PlanNode, begun: datetime | None = None) -> PlanNode | None:
+        """Run `pnode` (with its retries); the successor to run inline, if any.
+
+        `begun`: when it became ready, if the caller has just read the clock.
+        """
         engine = self.engine
         journal = engine.journal
         clock = engine.clock
@@ -426,12 +440,16 @@ class Run:
             number += 1
             if slots is not None:
                 await slots.acquire()
+                begun = None
             try:
-                now = clock.now()
+                if begun is not None:
+                    now, begun = begun, None
+                else:
+                    now = clock.now()
                 if started_at is None:
                     started_at = now
                 if self.journaled:
-                    await journal.node_started(self.execution_id, pnode.id, number, now)
+                    journal.node_started(self.execution_id, pnode.id, number, now)
                 self.scope.now = now
                 outcome = await attempts.run_attempt(
                     pnode, self.scope, functools.partial(context.NodeContext, self, pnode, number)
@@ -447,12 +465,10 @@ class Run:
             if delay is None:
                 break
             if self.journaled and outcome.error is not None:
-                await journal.attempt_failed(
-                    self.execution_id, pnode.id, number, outcome.error, delay
-                )
+                journal.attempt_failed(self.execution_id, pnode.id, number, outcome.error, delay)
             await clock.sleep(delay)
         if outcome.parked_until is not None:
-            await self._park(pnode, number, started_at, outcome)
+            self._park(pnode, number, started_at, outcome)
             return None
         duration = (time.perf_counter() - t0) * 1000
         effects = self.effects.pop(index, None) if self.effects else None
@@ -463,53 +479,38 @@ class Run:
             # Set before the journal call, so a sibling failing meanwhile does not win.
             if self.error is None:
                 self.error = outcome.error
-            await self._finish(index, record, ports)
+            self._finish(index, record, ports)
             raise _Abort
-        return await self._finish(index, record, ports)
+        return self._finish(index, record, ports)
 
-    async def _finish(
-        self, index: int, record: NodeRecord, ports: frozenset[str]
-    ) -> PlanNode | None:
+    def _finish(self, index: int, record: NodeRecord, ports: frozenset[str]) -> PlanNode | None:
         self.status[index] = record.status
         self.records[index] = record
         self.ports[index] = ports
         self._remember(index, record)
         if self.journaled:
-            await self.engine.journal.node_finished(
-                self.execution_id, self.plan.nodes[index].id, record
-            )
+            self.engine.journal.node_finished(self.execution_id, self.plan.nodes[index].id, record)
         if record.status is NodeStatus.ERROR and not ports:
             return None
         ready, skipped = self.frontier.finish(index, ports)
         for child in skipped:
-            await self._skip(child)
-        return await self._start(ready) if ready else None
+            self._skip(child)
+        return self._start(ready) if ready else None
 
-    async def _skip(self, index: int) -> None:
+    def _skip(self, index: int) -> None:
         record = NodeRecord(status=NodeStatus.SKIPPED, ports=[])
         self.status[index] = NodeStatus.SKIPPED
         self.records[index] = record
         self._remember(index, record)
         if self.journaled:
-            await self.engine.journal.node_finished(
-                self.execution_id, self.plan.nodes[index].id, record
-            )
+            self.engine.journal.node_finished(self.execution_id, self.plan.nodes[index].id, record)
 
     def _remember(self, index: int, record: NodeRecord) -> None:
         self._finished += 1
         self.finish_order[index] = self._finished
-        error = record.error
-        self.own_views[self.plan.nodes[index].id] = {
-            "data": record.data,
-            "status": record.status.value,
-            "error": error.model_dump() if error is not None else None,
-            "started_at": record.started_at,
-            "finished_at": record.finished_at,
-            "duration_ms": record.duration_ms,
-            "attempts": record.attempts,
-        }
+        self.own_views.set(self.plan.nodes[index].id, record)
 
-    async def _close_unfinished(self) -> None:
+    def _close_unfinished(self) -> None:
         """Nodes that never finished end as `cancelled` (the execution stopped or failed)."""
         for index, status in enumerate(self.status):
             if status is NodeStatus.PENDING or status is NodeStatus.RUNNING:
@@ -517,7 +518,7 @@ class Run:
                 self.status[index] = NodeStatus.CANCELLED
                 self.records[index] = record
                 if self.journaled:
-                    await self.engine.journal.node_finished(
+                    self.engine.journal.node_finished(
                         self.execution_id, self.plan.nodes[index].id, record
                     )
 

@@ -117,18 +117,18 @@ class Metrics:
         """One more running execution."""
         self.running += 1
 
-    async def node_started(
+    def node_started(
         self, execution_id: str, node_id: str, attempt: int, started_at: datetime
     ) -> None:
         """Nothing to count."""
 
-    async def attempt_failed(
+    def attempt_failed(
         self, execution_id: str, node_id: str, attempt: int, error: ErrorInfo, retry_in_s: float
     ) -> None:
         """A retry."""
         self.retries += 1
 
-    async def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
+    def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
         """A node's duration."""
         if record.duration_ms is not None:
             status = record.status.value

@@ -31,17 +31,17 @@ class DiscardingJournal(StoreJournal):
     async def execution_started(self, record: ExecutionRecord) -> None:
         """Dropped."""
 
-    async def node_started(
+    def node_started(
         self, execution_id: str, node_id: str, attempt: int, started_at: datetime
     ) -> None:
         """Dropped."""
 
-    async def attempt_failed(
+    def attempt_failed(
         self, execution_id: str, node_id: str, attempt: int, error: ErrorInfo, retry_in_s: float
     ) -> None:
         """Dropped."""
 
-    async def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
+    def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
         """Dropped."""
 
     async def execution_finished(self, record: ExecutionRecord) -> None:

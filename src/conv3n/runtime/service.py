@@ -334,7 +334,7 @@ class Runtime(recovery.Recovery):
 
     async def _copy_prior(self, execution_id: str, prior: Mapping[str, NodeRecord]) -> None:
         for node_id, record in prior.items():
-            await self.journal.node_finished(execution_id, node_id, record)
+            self.journal.node_finished(execution_id, node_id, record)
         await self.journal.flush()
 
     async def _run(

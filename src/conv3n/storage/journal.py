@@ -191,12 +191,12 @@ class StoreJournal:
             }
         self._push()
 
-    async def node_started(
+    def node_started(
         self, execution_id: str, node_id: str, attempt: int, started_at: datetime
     ) -> None:
         """Nothing is stored when a node starts (its result is stored when it finishes)."""
 
-    async def attempt_failed(
+    def attempt_failed(
         self, execution_id: str, node_id: str, attempt: int, error: ErrorInfo, retry_in_s: float
     ) -> None:
         """Queued: one row per retried attempt."""
@@ -210,7 +210,7 @@ class StoreJournal:
         }
         self._push()
 
-    async def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
+    def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
         """Queued: the node's final record (a later record of the same node replaces it).
 
         Only the record is kept here; it is encoded when the batch is written, together with

@@ -66,17 +66,17 @@ class RecordingJournal:
     async def execution_started(self, record: ExecutionRecord) -> None:
         self.events.append(("execution_started", record.execution_id, None, record.status))
 
-    async def node_started(
+    def node_started(
         self, execution_id: str, node_id: str, attempt: int, started_at: datetime
     ) -> None:
         self.events.append(("node_started", execution_id, node_id, attempt))
 
-    async def attempt_failed(
+    def attempt_failed(
         self, execution_id: str, node_id: str, attempt: int, error: ErrorInfo, retry_in_s: float
     ) -> None:
         self.events.append(("attempt_failed", execution_id, node_id, (attempt, error, retry_in_s)))
 
-    async def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
+    def node_finished(self, execution_id: str, node_id: str, record: NodeRecord) -> None:
         self.events.append(("node_finished", execution_id, node_id, record))
 
     async def execution_finished(self, record: ExecutionRecord) -> None:

@@ -341,7 +341,7 @@ async def test_child_of_a_stopped_execution_is_recorded_cancelled(tmp_path: Path
     child_started = asyncio.Event()
 
     class StartWatch(RecordingJournal):
-        async def node_started(self, execution_id: str, node_id: str, *args: Any) -> None:
+        def node_started(self, execution_id: str, node_id: str, *args: Any) -> None:
             if node_id == "s":
                 child_started.set()
 

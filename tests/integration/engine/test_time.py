@@ -348,7 +348,7 @@ async def test_each_attempt_is_journaled_with_its_own_start_time():
     starts: list[datetime] = []
 
     class Starts(RecordingJournal):
-        async def node_started(
+        def node_started(
             self, execution_id: str, node_id: str, attempt: int, started_at: datetime
         ) -> None:
             starts.append(started_at)
@@ -429,3 +429,41 @@ async def test_failed_execution_leaves_the_callers_deadline_working(where: str):
     task = asyncio.current_task()
     assert task is not None
     assert task.cancelling() == 0
+
+
+async def test_a_successor_in_a_chain_starts_when_its_predecessor_finished():
+    chain = [{"id": name, "type": "std/noop"} for name in ("a", "b", "c")]
+    record = await execute(
+        {"nodes": chain, "connections": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}]},
+        clock=SystemClock(),
+    )
+    a, b, c = (record.nodes[name] for name in ("a", "b", "c"))
+    assert a.started_at is not None
+    assert a.finished_at is not None
+    assert a.started_at <= a.finished_at
+    assert b.started_at == a.finished_at  # one clock read between them
+    assert c.started_at == b.finished_at
+    assert c.finished_at is not None
+    assert c.started_at <= c.finished_at
+
+
+async def test_a_node_waiting_for_a_parallel_slot_reads_the_clock_when_it_gets_one():
+    clock = FakeClock()
+
+    @block("tick")
+    async def tick(ctx: Context, config: Empty) -> JSON:
+        await ctx.sleep(1)
+        return None
+
+    nodes = [{"id": name, "type": "test/tick"} for name in ("a", "b", "c")]
+    record = await execute(
+        {
+            "nodes": nodes,
+            "connections": [{"from": "a", "to": "b"}, {"from": "a", "to": "c"}],
+            "settings": {"max_parallel_nodes": 1},
+        },
+        tick,
+        clock=clock,
+    )
+    starts = sorted(record.nodes[name].started_at for name in ("b", "c"))  # type: ignore[type-var]
+    assert starts == [clock.start + timedelta(seconds=1), clock.start + timedelta(seconds=2)]

@@ -144,7 +144,7 @@ async def test_resume_reruns_only_unfinished_nodes(rt):
     done = NodeRecord(
         status=NodeStatus.SUCCESS, data={"node": "a", "calls": 0}, attempts=1, ports=["main"]
     )
-    await rt.journal.node_finished(execution_id, "a", done)
+    rt.journal.node_finished(execution_id, "a", done)
     await rt.journal.flush()
 
     resumed = await rt.resume_interrupted()
@@ -342,7 +342,7 @@ async def test_resume_from_storage_restores_vars_a_finished_node_set(rt):
         ports=["main"],
         effects={"vars": {"limit": 5}},
     )
-    await rt.journal.node_finished(execution_id, "setter", setter)
+    rt.journal.node_finished(execution_id, "setter", setter)
     await rt.journal.flush()
     [resumed] = await rt.resume_interrupted()
     assert resumed.output == 10

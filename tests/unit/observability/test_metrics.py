@@ -37,14 +37,14 @@ async def test_counters_gauges_and_histograms_are_exposed_with_their_labels() ->
     now = datetime.now(UTC)
     for ms in (0.2, 0.7, 0.7, 40.0, 999_999.0):
         record = NodeRecord(status=NodeStatus.SUCCESS, started_at=now, duration_ms=ms)
-        await metrics.node_finished("e", "n", record)
-    await metrics.node_finished("e", "n", NodeRecord(status=NodeStatus.SKIPPED))  # no duration
+        metrics.node_finished("e", "n", record)
+    metrics.node_finished("e", "n", NodeRecord(status=NodeStatus.SKIPPED))  # no duration
     metrics.webhook_answered(200, 0.001)  # on a bound: counted in that bucket
     metrics.webhook_answered(404, 0.3)
     metrics.trigger_fired("webhook")
     metrics.trigger_failed("file")
     metrics.trigger_failed("file")
-    await metrics.attempt_failed("e", "n", 1, None, 1.0)  # type: ignore[arg-type]
+    metrics.attempt_failed("e", "n", 1, None, 1.0)  # type: ignore[arg-type]
 
     samples = _samples(metrics)
     executions = "conv3n_executions_total"

@@ -443,6 +443,7 @@ async def test_a_successor_in_a_chain_starts_when_its_predecessor_finished():
     assert a.started_at <= a.finished_at
     assert b.started_at == a.finished_at  # one clock read between them
     assert c.started_at == b.finished_at
+    assert c.started_at is not None
     assert c.finished_at is not None
     assert c.started_at <= c.finished_at
 

@@ -20,7 +20,7 @@ def loaded_after(setup: str, heavy: set[str]) -> set[str]:
     return {m.split(".")[0] for m in json.loads(out.stdout)}
 
 
-HEAVY = {"httpx", "jmespath", "jsonpath", "rich", "typer"}
+HEAVY = {"httpx", "jmespath", "jsonpath", "regex", "rich", "typer"}
 
 
 def test_engine_and_sdk_import_no_heavy_library():
@@ -35,4 +35,12 @@ def test_running_a_workflow_without_http_does_not_import_httpx(tmp_path):
         "from conv3n.runtime import run_file\n"
         f"asyncio.run(run_file(pathlib.Path({str(workflow)!r})))"
     )
-    assert loaded_after(setup, {"httpx", "jmespath", "jsonpath"}) == set()
+    assert loaded_after(setup, {"aiohttp", "httpx", "jmespath", "jsonpath", "regex"}) == set()
+
+
+def test_the_first_regular_expression_loads_regex():
+    setup = (
+        "from conv3n import expr\n"
+        "assert expr.compile_config(\"{{ match('abc', 'b+') }}\").render(expr.Scope()) is True"
+    )
+    assert loaded_after(setup, {"regex"}) == {"regex"}

@@ -326,7 +326,8 @@ def _targets(results: dict[str, Any]) -> list[str]:
             for conns in ("10", "50"):
                 rows += _throughput_targets(results, ours, prefix, workflow, conns)
     rss_groups = (
-        ("conv3n", "", "server and its SQLite writer ((a), (b), (d))", ("a", "b", "d")),
+        ("conv3n", "", "server and its SQLite writer ((a), (b))", ("a", "b")),
+        ("conv3n", "", "server, SQLite writer and HTTP client ((d))", ("d",)),
         ("conv3n", "", "with the code workers ((c), c-call)", ("c", "c-call")),
         ("conv3n-2", "conv3n x2 ", "two servers and their writers", ("a", "b", "d")),
     )

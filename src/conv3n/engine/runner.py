@@ -353,11 +353,8 @@ class Run:
         return inline
 
     async def _run_from(self, pnode: PlanNode | None) -> None:
-        """Run a node, then the successor it hands back, and so on.
-
-        A successor starts at the moment its predecessor finished (the clock is read once
-        between them), unless the loop was given a turn in between.
-        """
+        """Run a node, then the successor it hands back, and so on; a successor starts when its
+        predecessor finished (one clock read between them) unless the loop had a turn between."""
         steps = 0
         now: datetime | None = None
         while pnode is not None:
@@ -427,10 +424,8 @@ class Run:
             effects[kind] = value
 
     async def _run_node(self, pnode: PlanNode, begun: datetime | None = None) -> PlanNode | None:
-        """Run `pnode` (with its retries); the successor to run inline, if any.
-
-        `begun`: when it became ready, if the caller has just read the clock.
-        """
+        """Run `pnode` and its retries; the successor to run inline. `begun`: when it became
+        ready, if the caller has just read the clock."""
         engine = self.engine
         journal = engine.journal
         clock = engine.clock

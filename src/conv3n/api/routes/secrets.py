@@ -16,7 +16,15 @@ async def list_secrets(request: Request) -> list[dict[str, Any]]:
     return [{"name": r["name"], "updated_at": r["updated_at"].isoformat()} for r in rows]
 
 
-@router.put("/secrets/{name}")
+@router.put(
+    "/secrets/{name}",
+    status_code=201,
+    response_class=Response,
+    responses={
+        201: {"description": "Stored: there was no secret of that name."},
+        204: {"description": "Replaced the secret of that name."},
+    },
+)
 async def put_secret(request: Request, name: str, body: SecretValue) -> Response:
     """Store a secret encrypted at rest (201 when new, 204 when replaced)."""
     created = await request.app.state.runtime.secrets.set(name, body.value)

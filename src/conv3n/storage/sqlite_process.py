@@ -98,9 +98,11 @@ class ProcessWriter:
             line = await asyncio.wait_for(stdout.readline(), START_TIMEOUT_S)
         except TimeoutError:
             line = b""
+        except BaseException:  # cancelled (the writer closes): the half-started child goes
+            _abandon(process, stdin)
+            raise
         if line.strip() != b"ready":
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+            _abandon(process, stdin)
             await process.wait()
             raise Unavailable(f"the SQLite writer process could not open {self._path}")
         pipe = stdin.get_extra_info("pipe")
@@ -223,6 +225,14 @@ class ProcessWriter:
                 reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+
+
+def _abandon(process: asyncio.subprocess.Process, stdin: asyncio.StreamWriter) -> None:
+    """Kill a child that did not start and close its pipe (left open, the pipe's transport
+    would outlive the event loop)."""
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    stdin.close()
 
 
 def _frame(document: Any) -> bytes:

@@ -288,6 +288,33 @@ async def test_closing_while_a_new_child_cannot_start_returns(table, monkeypatch
     assert writer.pid is None
 
 
+async def test_a_start_cancelled_half_way_kills_the_child_and_closes_its_pipe(table, monkeypatch):
+    silent = table.parent / "silent.py"
+    silent.write_text("import time\ntime.sleep(60)\n")  # never says "ready"
+    spawned: list[asyncio.subprocess.Process] = []
+    started = asyncio.Event()
+    spawn = asyncio.create_subprocess_exec
+
+    async def recording(*args, **kwargs):
+        process = await spawn(*args, **kwargs)
+        spawned.append(process)
+        started.set()
+        return process
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", recording)
+    monkeypatch.setattr(sqlite_process, "CHILD", silent)
+    starting = asyncio.create_task(ProcessWriter(str(table), lambda count: None).start())
+    await started.wait()
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    [process] = spawned
+    assert process.stdin is not None
+    assert process.stdin.is_closing()  # left open, it would warn once the loop is gone
+    async with asyncio.timeout(10):
+        assert await process.wait() == -signal.SIGKILL
+
+
 def test_answers_the_server_does_not_understand_are_logged_not_fatal(tmp_path, caplog):
     committed: list[int] = []
     writer = ProcessWriter(str(tmp_path / "t.db"), committed.append)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conv3n.blocks.custom import python as code_python
-from conv3n.blocks.custom.sandbox import pool, warm
+from conv3n.blocks.custom.sandbox import pool, warm_pool
 from conv3n.engine import Engine, EngineOptions
 from conv3n.errors import WorkflowInvalid
 from conv3n.model import JSON, NodeRecord, NodeStatus
@@ -51,6 +51,10 @@ def _data(record: NodeRecord) -> dict[str, JSON]:
     assert record.status is NodeStatus.SUCCESS, record
     assert isinstance(record.data, dict)
     return record.data
+
+
+def _warm_pool(engine: Engine) -> warm_pool.WarmPool:
+    return engine.shared(f"{code_python.SHARED_KEY}:warm", lambda: warm_pool.WarmPool())
 
 
 def _message(record: NodeRecord) -> str:
@@ -248,8 +252,8 @@ async def test_a_call_process_holds_no_descriptor_of_another_warm_process(
 ) -> None:
     other = _data(await _run(engine, COUNTER))
     own = ["/dev/null", "/memfd:conv3n-output (deleted)", "/memfd:conv3n-output (deleted)"]
-    warm_links = (await _run(engine, PROBE)).data  # its request and done pipes, its reply file
-    assert warm_links == sorted([*own, "/memfd:conv3n-reply (deleted)", "pipe:", "pipe:"])
+    warm_links = (await _run(engine, PROBE)).data  # its own request and reply pipes
+    assert warm_links == sorted([*own, "pipe:", "pipe:"])
     call = await run_block("custom/code", {"code": textwrap.dedent(PROBE)}, engine=engine)
     assert call.data == sorted([*own, "/memfd:conv3n-reply (deleted)"])
     assert _data(await _run(engine, COUNTER))["pid"] == other["pid"]
@@ -261,19 +265,24 @@ async def test_code_that_cannot_load_fails_on_every_call(engine: Engine, code: s
         assert (await _run(engine, code)).status is NodeStatus.ERROR
 
 
-async def test_concurrent_calls_share_two_workers_and_all_answer(engine: Engine) -> None:
+async def test_concurrent_calls_share_two_processes_and_all_answer(engine: Engine) -> None:
     code = "def main(ctx):\n    return ctx.input * 2"
     records = await asyncio.gather(*(_run(engine, code, n) for n in range(50)))
     assert [record.data for record in records] == [n * 2 for n in range(50)]
-    workers = engine.shared(code_python.SHARED_KEY, lambda: pool.WorkerPool())
-    assert workers.started == 2
+    processes = _warm_pool(engine)
+    assert processes.started == warm_pool.PER_KEY == 2
+    assert len(processes.processes) == 2
+    assert engine.shared(code_python.SHARED_KEY, lambda: pool.WorkerPool()).started == 0
 
 
-async def test_more_warm_keys_than_a_worker_keeps_still_answer(engine: Engine) -> None:
-    codes = [COUNTER + f"\n# variant {index}\n" for index in range(warm.MAX_PROCESSES + 2)]
+async def test_more_warm_keys_than_a_pool_keeps_still_answer(engine: Engine) -> None:
+    codes = [COUNTER + f"\n# variant {index}\n" for index in range(warm_pool.MAX_KEYS + 2)]
     for _ in range(2):
         for code in codes:
-            assert _data(await _run(engine, code))["calls"] >= 1
+            assert _data(await _run(engine, code))["calls"] == 1  # each came back evicted
+    processes = _warm_pool(engine)
+    await processes.settled()
+    assert len(processes.processes) == warm_pool.MAX_KEYS
 
 
 async def test_warm_is_refused_for_javascript(engine: Engine) -> None:
@@ -300,3 +309,114 @@ async def test_code_closing_its_pipes_fails_the_call_without_a_hang(engine: Engi
     assert record.duration_ms is not None
     assert record.duration_ms < 10_000  # ended when its pipe closed, not at the timeout
     assert (await _run(engine, code, "open")).data == "fine"
+
+
+# --- the server's own side of the warm processes (decision 0018) -----------------------------
+
+
+async def test_output_written_to_the_descriptors_is_per_call_and_capped(engine: Engine) -> None:
+    code = """
+        import os
+
+        def main(ctx):
+            if ctx.input == "flood":
+                for _ in range(3000):
+                    print("x" * 1000)
+            else:
+                os.write(1, "é1\\n".encode())
+                os.write(2, b"2\\n")
+            raise ValueError(ctx.input)
+    """
+    flood = await _run(engine, code, "flood")
+    assert flood.error is not None
+    output = flood.error.details["output"]
+    assert isinstance(output, str)
+    assert flood.error.details["output_truncated"] is True
+    assert output.endswith(f"[output truncated: more than {code_python.MAX_OUTPUT_BYTES} bytes]\n")
+    assert len(output) < code_python.MAX_OUTPUT_BYTES + 1000
+    small = await _run(engine, code, "small")  # a fresh process: the flood's call failed
+    assert small.error is not None
+    assert small.error.details["output"] == "é1\n2\n"
+    assert "output_truncated" not in small.error.details
+
+
+@pytest.mark.parametrize(
+    ("code", "found"),
+    [
+        ("import os\ndef main(ctx):\n    print('bye')\n    os._exit(7)", "exited with status 7"),
+        ("import ctypes\ndef main(ctx):\n    print('bye')\n    ctypes.string_at(0)", "SIGSEGV"),
+    ],
+)
+async def test_a_dying_warm_process_keeps_its_output_and_the_next_call_works(
+    engine: Engine, code: str, found: str
+) -> None:
+    record = await _run(engine, code)
+    assert found in _message(record)
+    assert record.error is not None
+    assert record.error.details["output"] == "bye\n"
+    assert _data(await _run(engine, COUNTER))["calls"] == 1
+
+
+async def test_a_warm_process_killed_while_idle_is_replaced(engine: Engine) -> None:
+    first = _data(await _run(engine, COUNTER))
+    processes = _warm_pool(engine)
+    [process] = processes.processes
+    process.process.kill()
+    await process.process.wait()
+    again = _data(await _run(engine, COUNTER))
+    assert again["calls"] == 1
+    assert again["pid"] != first["pid"]
+    assert processes.started == 2
+
+
+async def test_a_call_cancelled_half_way_ends_its_process(engine: Engine) -> None:
+    code = """
+        import os, time
+
+        def main(ctx):
+            if ctx.input == "slow":
+                time.sleep(30)
+            return os.getpid()
+    """
+    before = (await _run(engine, code, "fast")).data
+    processes = _warm_pool(engine)
+    [process] = processes.processes
+    slow = asyncio.create_task(_run(engine, code, "slow"))
+    while not processes.busy:  # a few turns of the loop: the process is there already
+        await asyncio.sleep(0)
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    assert process.process.returncode is not None  # killed, not left with a reply pending
+    after = (await _run(engine, code, "fast")).data
+    assert after != before
+
+
+async def test_a_reply_of_several_megabytes_comes_through_the_pipe(engine: Engine) -> None:
+    code = "def main(ctx):\n    return {'text': 'y' * ctx.input}"
+    for size in (5 << 20, 3):
+        assert _data(await _run(engine, code, size)) == {"text": "y" * size}
+
+
+async def test_code_writing_a_huge_reply_head_into_its_pipe_is_ended_at_once(
+    engine: Engine,
+) -> None:
+    code = """
+        import fcntl, os, struct, time
+
+        def main(ctx):
+            for fd in range(3, 16):
+                try:
+                    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+                except OSError:
+                    continue
+                pipe = os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:")
+                if pipe and flags & os.O_ACCMODE == os.O_WRONLY:
+                    os.write(fd, struct.pack(">IIB", 2**32 - 1, 0, 0))  # "4 GiB follow"
+            time.sleep(30)
+    """
+    record = await _run(engine, code, timeout_ms=20_000)
+    assert "died from SIGKILL" in _message(record)
+    assert record.duration_ms is not None
+    assert record.duration_ms < 10_000  # ended on the head, not at the timeout
+    assert _data(await _run(engine, COUNTER))["calls"] == 1

@@ -3,9 +3,10 @@
 
 The pieces live in `sandbox/`: `pool` (the warm workers, one pool per interpreter, shared by
 the process through `ctx.shared`), `worker` (the worker and call processes), `call` (running the
-user's code inside the call process), `warm` (the reused processes of `isolation: warm`),
-`limits` (rlimits and the no-new-processes filter),
-`envs` (cached virtual environments for `requirements`) and `outcome` (reply -> data or error).
+user's code inside the call process), `warm_pool` and `warm` (the reused processes of
+`isolation: warm`, the server's side and theirs), `capture` (the capped output), `limits`
+(rlimits and the no-new-processes filter), `envs` (cached virtual environments for
+`requirements`) and `outcome` (reply -> data or error).
 """
 
 import hashlib
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from conv3n.blocks.custom import code
-from conv3n.blocks.custom.sandbox import envs, outcome, pool
+from conv3n.blocks.custom.sandbox import envs, outcome, pool, warm_pool
 from conv3n.model import JSON
 from conv3n.sdk import BlockError, Context
 
@@ -33,6 +34,10 @@ SHARED_KEY = "custom/code:python"
 
 def _pool(ctx: Context, python: str | None, key: str) -> pool.WorkerPool:
     return ctx.shared(key, lambda: pool.WorkerPool(python, size=POOL_SIZE))
+
+
+def _warm_pool(ctx: Context, python: str | None, key: str) -> warm_pool.WarmPool:
+    return ctx.shared(f"{key}:warm", lambda: warm_pool.WarmPool(python))
 
 
 def _warm_key(ctx: Context, config: "CodeConfig") -> str | None:
@@ -58,12 +63,11 @@ async def run(ctx: Context, config: "CodeConfig") -> JSON:
     `ctx.vars` changes made by the code are written back to `$vars`; what the code prints is
     logged on success and kept in the error's details on failure.
     """
+    python: str | None = None
+    key = SHARED_KEY
     if config.requirements:
-        python = await envs.ensure(ctx.cache_dir, config.requirements)
+        python = str(await envs.ensure(ctx.cache_dir, config.requirements))
         key = f"{SHARED_KEY}:{envs.env_key(config.requirements)}"
-        workers = _pool(ctx, str(python), key)
-    else:
-        workers = _pool(ctx, None, SHARED_KEY)
     cpu_ms = config.cpu_ms if config.cpu_ms is not None else config.timeout_ms
     limits = pool.Limits(
         timeout_ms=config.timeout_ms,
@@ -73,8 +77,9 @@ async def run(ctx: Context, config: "CodeConfig") -> JSON:
         max_output=MAX_OUTPUT_BYTES,
         warm=_warm_key(ctx, config),
     )
+    runner = _warm_pool(ctx, python, key) if limits.warm else _pool(ctx, python, key)
     try:
-        reply = await workers.run(_request(ctx, config), limits)
+        reply = await runner.run(_request(ctx, config), limits)
     except pool.WorkerDied as exc:
         raise BlockError(f"the Python worker failed: {exc.reason}", retryable=True) from None
     value, new_vars = outcome.result(reply, limits)

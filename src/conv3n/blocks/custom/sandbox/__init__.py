@@ -1,5 +1,7 @@
-"""The Python sandbox of custom/code: warm workers that fork a limited process per call.
+"""The Python sandbox of custom/code: warm workers that fork a limited process per call, and
+the warm processes of `isolation: warm`.
 
-`pool` and `envs` run in the server; `worker`, `call` and `limits` run in the sandbox processes
-on the standard library only (see `worker`'s docstring for the protocol).
+`pool`, `warm_pool` and `envs` run in the server; `worker`, `warm`, `call`, `capture`, `fdio`
+and `limits` run in the sandbox processes on the standard library only (see `worker`'s and
+`warm`'s docstrings for the protocols).
 """

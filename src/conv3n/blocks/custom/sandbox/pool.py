@@ -45,7 +45,8 @@ class Limits:
     max_result: int
     max_output: int
     warm: str | None = None
-    """`isolation: warm`: the key of the warm process to run in (None: a fresh fork)."""
+    """`isolation: warm`: the key of the warm processes to run in (`warm_pool.WarmPool`);
+    None: a fresh fork of a worker (`WorkerPool`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class Reply:
     ms: float
 
 
-def _environment() -> dict[str, str]:
+def environment() -> dict[str, str]:
     """The variables user code sees: a short allow-list, never the server's secrets."""
     env = {key: os.environ[key] for key in _ENV_KEYS if key in os.environ}
     env.setdefault("LANG", "C.UTF-8")
@@ -96,7 +97,7 @@ class Worker:
             str(WORKER_SCRIPT),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env=_environment(),
+            env=environment(),
             start_new_session=True,
             limit=1 << 20,
         )
@@ -141,7 +142,6 @@ class Worker:
                 "memory_mb": limits.memory_mb,
                 "max_result": limits.max_result,
                 "max_output": limits.max_output,
-                "warm": limits.warm,
                 "body": len(request),
             }
         )

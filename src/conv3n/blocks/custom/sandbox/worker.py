@@ -6,7 +6,7 @@ over stdin/stdout in frames: a 4-byte big-endian length and a JSON header, optio
 by raw bytes whose length the header gives.
 
     parent -> worker   {"timeout_ms", "cpu_s", "memory_mb", "max_result", "max_output",
-                        "warm", "body"} + body (the JSON request `{"code", "ctx"}`)
+                        "body"} + body (the JSON request `{"code", "ctx"}`)
     worker -> parent   {"ready", "pid", "seccomp"} once, at start
                        {"status": "exited" | "signaled" | "timeout", "code", "signal",
                         "output", "truncated", "size", "ms"} + size bytes (the call's reply)
@@ -19,14 +19,12 @@ stderr, capped) and its reply to memory files the worker created, limits itself
 wall-clock timeout by killing the call process, and reads the output and reply files even
 when the call process crashed.
 
-A request with a `warm` key (`isolation: warm`) goes to that key's warm process instead, which
-runs many calls of the same code one after another (`warm.py`).
+`isolation: warm` does not come here: the server talks to its warm processes itself (`warm.py`).
 """
 
 import asyncio  # noqa: F401 - warm for `async def main`: importing it per call costs ~10x a call
 import contextlib
 import gc
-import io
 import json
 import os
 import select
@@ -37,19 +35,17 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from conv3n.blocks.custom.sandbox import call, fdio, limits, warm
+    from conv3n.blocks.custom.sandbox import call, capture, fdio, limits
 else:  # imported by path, without conv3n: see the module docstring
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import call
+    import capture
     import fdio
     import limits
-    import warm
 
     sys.path.pop(0)
 
 _LENGTH = struct.Struct(">I")
-_TRUNCATED = "\n[output truncated: more than {} bytes]\n"
-_MARGIN = 200
 
 
 _INLINE_REPLY = 32 * 1024
@@ -75,57 +71,15 @@ def _send(header: dict[str, Any], body_fd: int | None = None, size: int = 0) -> 
         offset += sent
 
 
-class _CappedWriter(io.TextIOBase):
-    """sys.stdout and sys.stderr of a call: writes to fd 1 until `cap` bytes, then a marker."""
-
-    def __init__(self, fd: int, cap: int):
-        self._fd = fd
-        self._left = cap
-        self._cap = cap
-        self._full = False
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return "utf-8"
-
-    def writable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def reset(self, cap: int) -> None:
-        """Start a new call's output (a warm process): back to the start of the file."""
-        os.lseek(self._fd, 0, os.SEEK_SET)
-        self._left = self._cap = cap
-        self._full = False
-
-    def write(self, text: str) -> int:
-        if self._full:
-            return len(text)
-        data = text.encode("utf-8", "backslashreplace")
-        if len(data) > self._left:
-            data = data[: self._left] + _TRUNCATED.format(self._cap).encode()
-            self._full = True
-        self._left -= len(data)
-        fdio.write_all(self._fd, data)
-        return len(text)
-
-
-def _enter_call_process(output_fd: int, max_output: int) -> _CappedWriter:
-    """In a fresh fork: stdin from /dev/null, stdout and stderr to the output file, and the
-    worker's descriptors of warm processes closed (a call may not write to another's pipes)."""
-    for fd in _WARM.descriptors():
-        os.close(fd)
+def _enter_call_process(output_fd: int, max_output: int) -> None:
+    """In a fresh fork: stdin from /dev/null, stdout and stderr to the output file."""
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(output_fd, 1)
     os.dup2(output_fd, 2)
     os.close(null)
     os.close(output_fd)
-    writer = _CappedWriter(1, max_output)
-    sys.stdout = sys.stderr = writer
-    return writer
+    sys.stdout = sys.stderr = capture.CappedWriter(1, max_output)
 
 
 def _report_crash() -> None:
@@ -151,49 +105,6 @@ def _child(header: dict[str, Any], body: bytes, output_fd: int, reply_fd: int) -
         _report_crash()
     finally:
         os._exit(code)
-
-
-def _warm_child(
-    header: dict[str, Any], request_fd: int, done_fd: int, output_fd: int, reply_fd: int
-) -> None:
-    """A warm process (`isolation: warm`): answers calls until retired; never returns."""
-    code = 70
-    try:
-        writer = _enter_call_process(output_fd, header["max_output"])
-        limits.die_with_parent()
-        limits.apply(header["memory_mb"], None, header["baseline"])
-        limits.forbid_processes()
-        warm.serve_calls(
-            request_fd,
-            done_fd,
-            writer.reset,
-            reply_fd,
-            lambda body, max_result: call.run(body, max_result, keep=True),
-        )
-        code = 0
-    except BaseException:  # noqa: BLE001 - a sandbox failure ends the process, never the worker
-        _report_crash()
-    finally:
-        os._exit(code)
-
-
-def _start_warm(header: dict[str, Any]) -> "warm.WarmProcess":
-    output_fd = os.memfd_create("conv3n-output")
-    reply_fd = os.memfd_create("conv3n-reply")
-    request_read, request_write = os.pipe()
-    done_read, done_write = os.pipe()
-    header["baseline"] = limits.data_size()
-    pid = os.fork()
-    if pid == 0:
-        os.close(request_write)
-        os.close(done_read)
-        _warm_child(header, request_read, done_write, output_fd, reply_fd)
-    os.close(request_read)
-    os.close(done_write)
-    return warm.WarmProcess(pid, request_write, done_read, output_fd, reply_fd)
-
-
-_WARM = warm.WarmSet(_start_warm)
 
 
 def _kill(pid: int) -> None:
@@ -229,12 +140,7 @@ def _report(
     """Send the parent the call's outcome, its output and its reply (read from the files)."""
     elapsed = (time.monotonic() - started) * 1000
     cap = header["max_output"]
-    output_size = os.fstat(output_fd).st_size
-    output = os.pread(output_fd, min(output_size, cap + _MARGIN), 0)
-    text = output.decode("utf-8", "replace")
-    truncated = output_size > cap
-    if output_size > cap + _MARGIN:
-        text += _TRUNCATED.format(cap)
+    text, truncated = capture.read_output(output_fd, os.fstat(output_fd).st_size, cap)
     size = os.fstat(reply_fd).st_size
     if size > header["max_result"] + 4096:
         size = 0  # written around the reply encoder: not a reply
@@ -275,29 +181,6 @@ def _handle(header: dict[str, Any], body: bytes) -> None:
         os.close(reply_fd)
 
 
-def _handle_warm(header: dict[str, Any], body: bytes) -> None:
-    key = header["warm"]
-    process = _WARM.get(key, header)
-    started = time.monotonic()
-    answer = process.wait(header["timeout_ms"] / 1000) if process.send(header, body) else b""
-    retire = answer != warm.KEEP
-    if answer in (warm.KEEP, warm.RETIRE):
-        outcome: tuple[str, int | None, str | None] = ("exited", 0, None)
-        if answer == warm.RETIRE:
-            process.reap(kill=True)
-    elif answer is None:
-        process.reap(kill=True)
-        outcome = ("timeout", None, None)
-    else:  # the process ended without a reply, or closed its end of the pipes: end it
-        outcome = _status(process.reap(kill=True))  # a dead one keeps its own wait status
-    try:
-        _report(header, outcome, started, process.output_fd, process.reply_fd)
-    finally:
-        if retire:
-            _WARM.drop(key)
-            process.close()
-
-
 def serve() -> None:
     """Answer requests until stdin closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -317,10 +200,7 @@ def serve() -> None:
         body = fdio.read_exact(0, header["body"])
         if body is None:
             return
-        if header.get("warm"):
-            _handle_warm(header, body)
-        else:
-            _handle(header, body)
+        _handle(header, body)
 
 
 if __name__ == "__main__":

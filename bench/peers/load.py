@@ -2,8 +2,8 @@
 
 `run_wrk` runs wrk with one thread (the load generator shares the machine's 2 cores with the
 server, as in PEERS.md) and returns requests/s, p50/p90/p99 and the errors, read from a JSON line
-that the lua script's `done()` prints. `RssSampler` sums the RSS of a process and all its
-children every 0.2 s while it is running.
+that the lua script's `done()` prints. `RssSampler` samples the memory of a process tree
+every 0.2 s while it is running (`tree_memory`).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class WrkResult:
     non_2xx: int  # wrk's "status" errors: responses with a status of 400 or more
     socket_errors: int  # connect + read + write + timeout
     rss_peak_mib: float | None = None
+    rss_sum_peak_mib: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,35 +103,49 @@ def run_wrk(url: str, connections: int, seconds: float, lua: Path) -> WrkResult:
     )
 
 
-def tree_rss(pid: int) -> int:
-    """Bytes of RSS of the process and all its descendants (0 if it is gone)."""
+def tree_memory(pid: int) -> tuple[int, int]:
+    """Bytes of memory of a process tree (0, 0 if it is gone): (the process's RSS plus each
+    descendant's USS, every process's RSS added up).
+
+    The first is what the tree costs the machine: a child's USS is the pages only it uses,
+    where its RSS would count again the pages it shares with its parent (libpython and the
+    other libraries, about 8 MB for conv3n's SQLite writer; libnode for n8n's runners). It is
+    how bench/server.py counts the writer too. The plain sum is kept beside it.
+    """
     try:
         root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
+        children = root.children(recursive=True)
+        own = total = root.memory_info().rss
     except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for process in processes:
+        return 0, 0
+    for child in children:
         try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:
+            total += child.memory_info().rss
+            own += child.memory_full_info().uss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    return total
+    return own, total
 
 
 class RssSampler:
-    """Samples tree_rss(pid) on a thread between start() and stop(); peak in MiB."""
+    """Samples tree_memory(pid) on a thread between start() and stop(); peaks in MiB."""
 
     def __init__(self, pid: int, every_s: float = 0.2) -> None:
         self.pid = pid
         self.every_s = every_s
         self.peak = 0
+        self.peak_sum = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> None:
+        own, total = tree_memory(self.pid)
+        self.peak = max(self.peak, own)
+        self.peak_sum = max(self.peak_sum, total)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss(self.pid))
+            self._sample()
             self._stop.wait(self.every_s)
 
     def __enter__(self) -> RssSampler:
@@ -140,11 +155,17 @@ class RssSampler:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, tree_rss(self.pid))
+        self._sample()
 
     @property
     def peak_mib(self) -> float:
+        """The peak of the process's RSS plus its descendants' USS."""
         return round(self.peak / MIB, 1)
+
+    @property
+    def peak_sum_mib(self) -> float:
+        """The peak of the RSS of every process in the tree added up."""
+        return round(self.peak_sum / MIB, 1)
 
 
 def post_json(url: str, timeout: float = 30.0) -> tuple[int, Any]:

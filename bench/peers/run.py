@@ -32,7 +32,7 @@ from typing import Any
 import install
 import report
 from conv3n_system import Conv3n
-from load import RssSampler, WrkResult, post_json, run_wrk, tree_rss, write_lua
+from load import RssSampler, WrkResult, post_json, run_wrk, tree_memory, write_lua
 from n8n_system import N8n
 from node_red_system import NodeRed
 from system import Ceiling, System
@@ -110,6 +110,7 @@ class Bench:
             with RssSampler(system.pid) as rss:
                 result: WrkResult = run_wrk(url, connections, self.args.duration, self.lua)
             result.rss_peak_mib = rss.peak_mib
+            result.rss_sum_peak_mib = rss.peak_sum_mib
             runs[str(connections)] = result.as_dict()
             log(
                 f"  {system.label} c={connections}: {result.rps:,.1f} req/s, "
@@ -153,7 +154,9 @@ class Bench:
             first = system.wait_webhook(START_PROBE, started)
             time.sleep(1.0)  # let start-up work settle before the idle figure
             entry["start"] = {"healthy_s": round(healthy, 3), "first_webhook_s": round(first, 3)}
-            entry["rss_idle_mib"] = round(tree_rss(system.pid) / 2**20, 1)
+            own, total = tree_memory(system.pid)
+            entry["rss_idle_mib"] = round(own / 2**20, 1)
+            entry["rss_sum_idle_mib"] = round(total / 2**20, 1)
             log(
                 f"{system.label}: healthy after {healthy:.2f} s, first webhook {first:.2f} s, "
                 f"RSS {entry['rss_idle_mib']} MiB"

@@ -7,6 +7,8 @@ leaves nothing behind for the next one.
 """
 
 import asyncio
+import os
+import select
 import sys
 import textwrap
 from collections.abc import AsyncIterator
@@ -420,3 +422,52 @@ async def test_code_writing_a_huge_reply_head_into_its_pipe_is_ended_at_once(
     assert record.duration_ms is not None
     assert record.duration_ms < 10_000  # ended on the head, not at the timeout
     assert _data(await _run(engine, COUNTER))["calls"] == 1
+
+
+SERVER = """
+import asyncio
+
+import orjson
+
+from conv3n.blocks.custom.sandbox import pool, warm_pool
+
+CODE = "import os, time\\ndef main(ctx):\\n    time.sleep(ctx.input)\\n    return os.getpid()"
+
+
+async def main():
+    processes = warm_pool.WarmPool(per_key=1)
+    limits = pool.Limits(
+        timeout_ms=3_600_000, cpu_s=10, memory_mb=256, max_result=1 << 20, max_output=1 << 20,
+        warm="key",
+    )
+    def request(seconds):
+        return orjson.dumps({"code": CODE, "ctx": {"input": seconds}})
+    pid = (await processes.run(request(0), limits)).body["value"]
+    asyncio.create_task(processes.run(request(3600), limits))  # busy: not reading its pipe
+    while not processes.busy:
+        await asyncio.sleep(0)
+    print(pid, flush=True)
+    await asyncio.Event().wait()
+
+
+asyncio.run(main())
+"""
+
+
+async def test_a_warm_process_dies_with_its_server(tmp_path: Path) -> None:
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), stdout=asyncio.subprocess.PIPE
+    )
+    assert server.stdout is not None
+    async with asyncio.timeout(30):
+        warm_pid = int(await server.stdout.readline())
+    pidfd = os.pidfd_open(warm_pid)  # readable once that process has ended
+    try:
+        server.kill()  # SIGKILL: no clean-up; the process, asleep in a call, reads no EOF
+        await server.wait()
+        readable, _, _ = await asyncio.to_thread(select.select, [pidfd], [], [], 10)
+    finally:
+        os.close(pidfd)
+    assert readable, "the warm process outlived its server"

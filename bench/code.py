@@ -16,6 +16,7 @@ processes, spawned interpreters): on a loaded machine it is the steadier figure.
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import resource
 import statistics
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import psutil
 
 from conv3n.blocks.custom import python as code_python
-from conv3n.blocks.custom.sandbox import pool
+from conv3n.blocks.custom.sandbox import pool, warm_pool
 from conv3n.compiler import compile_workflow, load_workflow
 from conv3n.engine import Engine
 from conv3n.sdk import BlockRegistry
@@ -56,15 +57,18 @@ class Figures:
     cpu: float
 
 
-def cpu_s(workers: pool.WorkerPool) -> float:
+def cpu_s(workers: pool.WorkerPool, warm: warm_pool.WarmPool) -> float:
     """CPU seconds used so far by this process, its reaped children, the pool's workers and
-    their reaped call processes: a figure the machine's load does not inflate."""
+    their reaped call processes, and the warm processes: a figure the machine's load does not
+    inflate."""
     own = time.process_time()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = own + children.ru_utime + children.ru_stime
-    for worker in workers.workers:
+    pids = [worker.pid for worker in workers.workers]
+    pids += [process.process.pid for process in warm.processes]
+    for pid in pids:
         try:
-            times = psutil.Process(worker.pid).cpu_times()
+            times = psutil.Process(pid).cpu_times()
         except psutil.NoSuchProcess:
             continue
         total += times.user + times.system + times.children_user + times.children_system
@@ -72,23 +76,26 @@ def cpu_s(workers: pool.WorkerPool) -> float:
 
 
 async def measure(
-    call: Callable[[], Awaitable[None]], calls: int, workers: pool.WorkerPool
+    call: Callable[[], Awaitable[None]],
+    calls: int,
+    workers: pool.WorkerPool,
+    warm: warm_pool.WarmPool,
 ) -> Figures:
     for _ in range(min(20, calls)):
         await call()
     times = []
-    cpu_before = cpu_s(workers)
+    cpu_before = cpu_s(workers, warm)
     for _ in range(calls):
         started = time.perf_counter()
         await call()
         times.append((time.perf_counter() - started) * 1000)
-    cpu = (cpu_s(workers) - cpu_before) * 1000 / calls
+    cpu = (cpu_s(workers, warm) - cpu_before) * 1000 / calls
     times.sort()
     p99 = times[max(0, int(len(times) * 0.99) - 1)]
     return Figures(statistics.median(times), p99, times[-1], cpu)
 
 
-def rows(engine: Engine, workers: pool.WorkerPool) -> list[Row]:
+def rows(engine: Engine, workers: pool.WorkerPool, warm: warm_pool.WarmPool) -> list[Row]:
     limits = pool.Limits(
         timeout_ms=10_000,
         cpu_s=10,
@@ -100,6 +107,12 @@ def rows(engine: Engine, workers: pool.WorkerPool) -> list[Row]:
 
     async def pooled() -> None:
         reply = await workers.run(request, limits)
+        assert reply.body == {"ok": True, "value": 1}, reply
+
+    warm_limits = dataclasses.replace(limits, warm="bench")
+
+    async def warmed() -> None:
+        reply = await warm.run(request, warm_limits)
         assert reply.body == {"ok": True, "value": 1}, reply
 
     async_request = b'{"code": "async def main(ctx):\\n    return 1\\n", "ctx": {}}'
@@ -128,6 +141,7 @@ def rows(engine: Engine, workers: pool.WorkerPool) -> list[Row]:
     return [
         Row("python: warm pool (`WorkerPool.run`)", pooled, target=True),
         Row("python: warm pool, `async def main`", pooled_async),
+        Row("python: `isolation: warm` process (`WarmPool.run`)", warmed),
         Row("python: custom/code block via the engine", block),
         Row("python: fresh `python -c` per call", spawn),
     ]
@@ -143,9 +157,10 @@ async def run(calls: int) -> str:
     ]
     async with Engine() as engine:
         workers = engine.shared(code_python.SHARED_KEY, lambda: pool.WorkerPool())
-        for row in rows(engine, workers):
+        warm = engine.shared(f"{code_python.SHARED_KEY}:warm", lambda: warm_pool.WarmPool())
+        for row in rows(engine, workers, warm):
             count = calls if "fresh" not in row.name else max(10, calls // 10)
-            figures = await measure(row.call, count, workers)
+            figures = await measure(row.call, count, workers, warm)
             target = ""
             if row.target:
                 met = figures.median <= TARGET_MS and figures.p99 <= TARGET_MS

@@ -23,7 +23,6 @@ leaves the heap full), and when a call left a thread running.
 import json
 import os
 import signal
-import struct
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -42,9 +41,7 @@ else:  # run by path, without conv3n (see the module docstring)
 MAX_CALLS = 10_000
 """Calls a warm process answers before it retires (bounds what a slow leak can accumulate)."""
 
-LENGTH = struct.Struct(">I")
-REPLY = struct.Struct(">IIB")
-"""The head of a reply: its length, the bytes of output the call left, 1 if the process retires."""
+LENGTH, REPLY = fdio.LENGTH, fdio.WARM_REPLY
 _OK = b'{"ok":true'
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from conv3n.blocks.custom.sandbox import capture, warm
+from conv3n.blocks.custom.sandbox import capture, fdio
 from conv3n.blocks.custom.sandbox.pool import Limits, Reply, WorkerDied, environment
 
 WARM_SCRIPT = Path(__file__).with_name("warm.py")
@@ -83,13 +83,15 @@ class WarmProcess:
                 "max_result": limits.max_result,
             }
         )
-        frame = b"".join((warm.LENGTH.pack(len(header)), header, request))
+        frame = b"".join((fdio.LENGTH.pack(len(header)), header, request))
         started = time.monotonic()
         try:
             async with asyncio.timeout(limits.timeout_ms / 1000):
-                stdin.write(warm.LENGTH.pack(len(frame)) + frame)
+                stdin.write(fdio.LENGTH.pack(len(frame)) + frame)
                 await stdin.drain()
-                size, written, retire = warm.REPLY.unpack(await stdout.readexactly(warm.REPLY.size))
+                size, written, retire = fdio.WARM_REPLY.unpack(
+                    await stdout.readexactly(fdio.WARM_REPLY.size)
+                )
                 if size > limits.max_result + _REPLY_MARGIN:  # not the encoder's: code wrote it
                     raise BrokenPipeError
                 body = await stdout.readexactly(size)

@@ -131,7 +131,7 @@ def _intro(results: dict[str, Any]) -> list[str]:
         "ceiling.py, decision 0010), measured in the same run; a bare ASGI app on the same "
         "uvicorn is shown beside it for reference. conv3n's (c) runs the code node with "
         "`isolation: warm` (a limited process kept for the node, as Node-RED reuses one VM "
-        "context and n8n one task runner; decision 0013); c-call is the same node in the "
+        "context and n8n one task runner; decisions 0013 and 0018); c-call is the same node in the "
         "default `isolation: call` (a fresh process per call), compared with the peers' (c). "
         "conv3n x2 is `conv3n serve --processes 2`: two server processes on one port and one "
         "SQLite file (decision 0015), measured on (a), (b) and (d); every other conv3n figure "

@@ -6,6 +6,7 @@ without conv3n; the server reads a warm process's output file with `read_output`
 
 import io
 import os
+import sys
 
 TRUNCATED = "\n[output truncated: more than {} bytes]\n"
 MARGIN = 200
@@ -63,3 +64,28 @@ def read_output(fd: int, size: int, cap: int) -> tuple[str, bool]:
     if size > cap + MARGIN:
         text += TRUNCATED.format(cap)
     return text, size > cap
+
+
+def redirect(output_fd: int, cap: int) -> CappedWriter:
+    """In a call or warm process: stdin from /dev/null, fds 1 and 2 to the output file (closed
+    at `output_fd`), and sys.stdout and sys.stderr a writer capped at `cap`, which it returns."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(output_fd, 1)
+    os.dup2(output_fd, 2)
+    os.close(null)
+    os.close(output_fd)
+    writer = CappedWriter(1, cap)
+    sys.stdout = sys.stderr = writer
+    return writer
+
+
+def report_crash() -> None:
+    """The exception being handled, as a traceback on fd 2 (the output file): what a sandbox
+    process that fails outside the user's code leaves for its parent to read."""
+    try:
+        import traceback
+
+        os.write(2, traceback.format_exc().encode())
+    except BaseException:  # noqa: BLE001, S110 - nothing else can be done here
+        pass

@@ -85,15 +85,7 @@ def _enter(output_fd: int) -> tuple[int, int, capture.CappedWriter]:
     """The pipes moved off fds 0 and 1; stdin from /dev/null, stdout and stderr to the output
     file. Returns (request fd, reply fd, the writer of sys.stdout and sys.stderr)."""
     request_fd, reply_fd = os.dup(0), os.dup(1)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(output_fd, 1)
-    os.dup2(output_fd, 2)
-    os.close(null)
-    os.close(output_fd)
-    writer = capture.CappedWriter(1, 0)
-    sys.stdout = sys.stderr = writer
-    return request_fd, reply_fd, writer
+    return request_fd, reply_fd, capture.redirect(output_fd, 0)
 
 
 def main() -> None:
@@ -114,12 +106,7 @@ def main() -> None:
         )
         code = 0
     except BaseException:  # noqa: BLE001 - what went wrong goes to the output file
-        try:
-            import traceback
-
-            os.write(2, traceback.format_exc().encode())
-        except BaseException:  # noqa: BLE001, S110 - nothing else can be done here
-            pass
+        capture.report_crash()
     finally:
         os._exit(code)
 

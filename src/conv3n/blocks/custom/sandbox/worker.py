@@ -71,38 +71,18 @@ def _send(header: dict[str, Any], body_fd: int | None = None, size: int = 0) -> 
         offset += sent
 
 
-def _enter_call_process(output_fd: int, max_output: int) -> None:
-    """In a fresh fork: stdin from /dev/null, stdout and stderr to the output file."""
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(output_fd, 1)
-    os.dup2(output_fd, 2)
-    os.close(null)
-    os.close(output_fd)
-    sys.stdout = sys.stderr = capture.CappedWriter(1, max_output)
-
-
-def _report_crash() -> None:
-    try:
-        import traceback
-
-        os.write(2, traceback.format_exc().encode())
-    except BaseException:  # noqa: BLE001, S110 - nothing else can be done here
-        pass
-
-
 def _child(header: dict[str, Any], body: bytes, output_fd: int, reply_fd: int) -> None:
     """The call process: never returns."""
     code = 70
     try:
-        _enter_call_process(output_fd, header["max_output"])
+        capture.redirect(output_fd, header["max_output"])
         limits.apply(header["memory_mb"], header["cpu_s"], header["baseline"])
         limits.forbid_processes()
         reply = call.run(body, header["max_result"])
         fdio.write_all(reply_fd, reply)
         code = 0
     except BaseException:  # noqa: BLE001 - a sandbox failure ends the call, never the worker
-        _report_crash()
+        capture.report_crash()
     finally:
         os._exit(code)
 

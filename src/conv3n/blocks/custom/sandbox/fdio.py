@@ -30,11 +30,3 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def pwrite_all(fd: int, data: bytes) -> None:
-    """All of `data` to `fd` from offset 0 (a memory file), whatever its file position."""
-    view = memoryview(data)
-    offset = 0
-    while offset < len(view):
-        offset += os.pwrite(fd, view[offset:], offset)

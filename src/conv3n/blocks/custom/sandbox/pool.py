@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,9 @@ from typing import Any
 
 import orjson
 
+from conv3n.blocks.custom.sandbox import fdio
+
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
-_LENGTH = struct.Struct(">I")
 _START_TIMEOUT_S = 30.0
 _GRACE_S = 5.0
 """How long past a call's own timeout the parent waits before it kills the worker itself."""
@@ -120,7 +120,7 @@ class Worker:
         stdout = self.process.stdout
         assert stdout is not None  # noqa: S101 - set by create_subprocess_exec
         try:
-            (length,) = _LENGTH.unpack(await stdout.readexactly(_LENGTH.size))
+            (length,) = fdio.LENGTH.unpack(await stdout.readexactly(fdio.LENGTH.size))
             header = orjson.loads(await stdout.readexactly(length))
             size = int(header.get("size") or 0)
             body = await stdout.readexactly(size) if size else b""
@@ -146,7 +146,7 @@ class Worker:
             }
         )
         try:
-            stdin.write(b"".join((_LENGTH.pack(len(header)), header, request)))
+            stdin.write(b"".join((fdio.LENGTH.pack(len(header)), header, request)))
             await stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             code = await self.process.wait()

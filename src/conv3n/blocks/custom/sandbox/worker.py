@@ -29,7 +29,6 @@ import json
 import os
 import select
 import signal
-import struct
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -45,8 +44,6 @@ else:  # imported by path, without conv3n: see the module docstring
 
     sys.path.pop(0)
 
-_LENGTH = struct.Struct(">I")
-
 
 _INLINE_REPLY = 32 * 1024
 """Replies up to this size go out in the same write as their header (one wake-up of the
@@ -55,7 +52,7 @@ parent instead of two); larger ones follow by sendfile."""
 
 def _send(header: dict[str, Any], body_fd: int | None = None, size: int = 0) -> None:
     data = json.dumps(header, ensure_ascii=False).encode()
-    frame = _LENGTH.pack(len(data)) + data
+    frame = fdio.LENGTH.pack(len(data)) + data
     if body_fd is not None and 0 < size <= _INLINE_REPLY:
         body = os.pread(body_fd, size, 0)
         if len(body) != size:
@@ -170,10 +167,10 @@ def serve() -> None:
     gc.freeze()  # the call processes then share the warm heap instead of copying it
     _send({"ready": True, "pid": os.getpid(), "seccomp": limits.seccomp_supported()})
     while True:
-        length = fdio.read_exact(0, _LENGTH.size)
+        length = fdio.read_exact(0, fdio.LENGTH.size)
         if length is None:
             return
-        raw = fdio.read_exact(0, _LENGTH.unpack(length)[0])
+        raw = fdio.read_exact(0, fdio.LENGTH.unpack(length)[0])
         if raw is None:
             return
         header = json.loads(raw)

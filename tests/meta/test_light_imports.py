@@ -44,3 +44,32 @@ def test_the_first_regular_expression_loads_regex():
         "assert expr.compile_config(\"{{ match('abc', 'b+') }}\").render(expr.Scope()) is True"
     )
     assert loaded_after(setup, {"regex"}) == {"regex"}
+
+
+def test_logging_imports_structlog_without_rich():
+    setup = (
+        "from conv3n.observability import logging as logs\n"
+        "logs.configure(format='console')\n"
+        "import logging\n"
+        "try:\n"
+        "    1 / 0\n"
+        "except ZeroDivisionError:\n"
+        "    logging.getLogger('conv3n.test').exception('boom')\n"
+    )
+    assert loaded_after(setup, {"rich", "structlog"}) == {"structlog"}
+
+
+def test_rich_still_imports_after_structlog():
+    setup = (
+        "import conv3n.observability.logging, structlog.dev\n"
+        "from rich.table import Table\n"
+        "assert structlog.dev.rich is None  # structlog formats plainly\n"
+    )
+    assert loaded_after(setup, {"rich"}) == {"rich"}
+
+
+def test_prometheus_client_loads_at_the_first_scrape():
+    before = "from conv3n.observability import Metrics\nm = Metrics()\nm.trigger_fired('webhook')\n"
+    assert loaded_after(before, {"prometheus_client"}) == set()
+    scraped = before + "text, _ = m.render()\nassert b'conv3n_trigger_fires_total' in text\n"
+    assert loaded_after(scraped, {"prometheus_client"}) == {"prometheus_client"}

@@ -11,13 +11,35 @@ lines on a terminal.
 Without `configure()` (the `conv3n run` CLI, tests) nothing changes: stdlib's defaults apply.
 """
 
+import contextlib
 import logging
 import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from contextvars import ContextVar, Token
 from typing import Any, TextIO
 
-import structlog
+
+@contextlib.contextmanager
+def _hidden(module: str) -> Iterator[None]:
+    """Imports of `module` inside fail (a `None` in `sys.modules`), unless it is loaded already."""
+    hide = module not in sys.modules
+    if hide:
+        sys.modules[module] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if hide and module in sys.modules and sys.modules[module] is None:
+            del sys.modules[module]
+
+
+# structlog's `dev` and `tracebacks` modules import rich, when it is installed, for rich
+# tracebacks and pretty-printed locals: about 100 ms and 5 MiB at every start of a server or
+# a `conv3n run`. conv3n asks for neither: `format_exc_info` turns a traceback into plain
+# text before any renderer sees it (so that the secrets in it are masked too). So structlog
+# is imported with rich hidden and falls back to its plain formatting; the CLI imports rich
+# itself, later, when it draws a table.
+with _hidden("rich"):
+    import structlog
 
 NODE_LOGGER_PREFIX = "conv3n.node."
 _STDLIB_KEYS = {"_record", "_from_structlog"}

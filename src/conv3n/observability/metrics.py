@@ -9,9 +9,12 @@ import bisect
 import collections
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from conv3n.model import ErrorInfo, ExecutionRecord, NodeRecord
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 class Limits(Protocol):
@@ -69,13 +72,12 @@ class Metrics:
     The figures are plain Python numbers updated on the event loop (a webhook request updates
     seven of them; prometheus-client's own metrics take a lock for each, which cost 15 % of
     the CPU of a webhook request of workflow (a) in bench/peers/webhook_cpu.py), and a
-    collector turns them into metric families when /metrics is scraped.
+    collector turns them into metric families when /metrics is scraped (prometheus-client,
+    40-50 ms of a server's start to import, is imported then).
     """
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry
-
-        self.registry = CollectorRegistry()
+        self._registry: CollectorRegistry | None = None
         self.executions: collections.Counter[tuple[str, str]] = collections.Counter()
         self.running = 0
         self.retries = 0
@@ -84,7 +86,6 @@ class Metrics:
         self.trigger_fires: collections.Counter[str] = collections.Counter()
         self.trigger_errors: collections.Counter[str] = collections.Counter()
         self._limits: Limits | None = None
-        self.registry.register(_Collector(self))
 
     def trigger_fired(self, kind: str) -> None:
         """A trigger of this type started an execution."""
@@ -107,9 +108,12 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if self._registry is None:
+            self._registry = CollectorRegistry()
+            self._registry.register(_Collector(self))
+        return generate_latest(self._registry), CONTENT_TYPE_LATEST
 
     # --- the Journal protocol -----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ with exponential backoff and jitter until cancelled.
 """
 
 import asyncio
+import logging
 import random
 import time
 from collections import Counter
@@ -14,8 +15,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Generic, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
-
-import structlog
 
 from conv3n import errors
 from conv3n.model import JSON
@@ -26,7 +25,7 @@ C = TypeVar("C", bound=config.QueueConfig)
 Outcome = Literal["stored", "retry", "refused"]
 Secret = Callable[[str], Awaitable[str]]
 
-log = structlog.get_logger("conv3n.triggers.queue")
+log = logging.getLogger("conv3n.triggers.queue")
 
 HEALTHY_S = 5.0
 """A connection that stayed up this long resets the backoff to `reconnect_min_ms`."""
@@ -82,7 +81,7 @@ class QueueConsumer(Generic[C]):
         self._connected_at: float | None = None
         self._fire: base.Fire = _not_running
         self._hidden: set[str] = set()
-        self.log = log.bind(broker=settings.broker)
+        self._broker = settings.broker
 
     @property
     def state(self) -> base.TriggerState:
@@ -119,12 +118,16 @@ class QueueConsumer(Generic[C]):
         """Called by `consume` once subscribed: the trigger is running again."""
         self._connected_at = time.monotonic()
         self._status("running")
-        self.log.info("queue trigger running")
+        self._log(logging.INFO, "queue trigger running")
+
+    def _log(self, level: int, event: str, **fields: object) -> None:
+        """A log line with the broker and `fields` as its structured fields (SPEC §9)."""
+        log.log(level, event, extra={"broker": self._broker, **fields})
 
     def report(self, error: BaseException | str) -> None:
         """Record a problem that does not stop the trigger (a bad or oversized message)."""
         self._status(self._state.status, error)
-        self.log.warning("queue trigger message problem", error=self._state.last_error)
+        self._log(logging.WARNING, "queue trigger message problem", error=self._state.last_error)
 
     async def url(self) -> str:
         """The broker URL, from `url` or the `credential` secret (read at every connect).
@@ -165,8 +168,12 @@ class QueueConsumer(Generic[C]):
                     attempt, self.config.reconnect_min_ms, self.config.reconnect_max_ms,
                     self._rng,
                 )
-                self.log.warning("queue trigger disconnected", error=self._state.last_error,
-                                 retry_in_s=round(delay, 3))
+                self._log(
+                    logging.WARNING,
+                    "queue trigger disconnected",
+                    error=self._state.last_error,
+                    retry_in_s=round(delay, 3),
+                )
                 await asyncio.sleep(delay)
         finally:
             self._status("stopped")
@@ -192,7 +199,7 @@ class QueueConsumer(Generic[C]):
         except Exception as failure:  # noqa: BLE001 - any other failure returns the message
             self._fire_failures += 1
             self._status(self._state.status, failure)
-            self.log.warning("queue trigger could not fire", error=self._state.last_error)
+            self._log(logging.WARNING, "queue trigger could not fire", error=self._state.last_error)
             return "retry"
         self._fire_failures = 0
         self._state.fire_count += 1

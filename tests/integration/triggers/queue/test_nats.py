@@ -104,11 +104,17 @@ async def test_jetstream_redelivery_after_a_lost_reply_starts_one_execution(
 
 
 async def test_jetstream_missing_stream_without_create_is_reported_and_retried(
-    nc, stream: str, run_trigger: RunTrigger
+    nc, stream: str, run_trigger: RunTrigger, caplog: pytest.LogCaptureFixture
 ):
+    caplog.set_level("WARNING", logger="conv3n.triggers.queue")
     async with run_trigger(jetstream(stream, create=False), wait=False) as running:
         await running.until(lambda: running.entered("reconnecting") >= 1)
         assert "not found" in (running.state.last_error or "").lower()
+        logged = [r for r in caplog.records if r.getMessage() == "queue trigger disconnected"]
+        assert logged, "the disconnect is logged"
+        assert logged[0].broker == "nats"  # type: ignore[attr-defined]
+        assert "not found" in logged[0].error.lower()  # type: ignore[attr-defined]
+        assert logged[0].retry_in_s > 0  # type: ignore[attr-defined]
         await nc.jetstream().add_stream(name=stream, subjects=[f"{stream}.>"])
         await running.running()
         await nc.jetstream().publish(f"{stream}.a", b"now")

@@ -35,8 +35,16 @@ DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
 DEFAULT_WINDOW_S = 0.002
 """How long the writer gathers events before it commits (the group-commit window)."""
 MAX_PENDING = 5_000
-"""Queued events past which a finishing execution waits for the writer (bounds memory and
-the results a crash can lose when executions keep the CPU busy)."""
+"""Events not yet committed past which a finishing execution waits for the writer (bounds
+memory and the results a crash can lose when executions keep the CPU busy)."""
+MAX_UNACKNOWLEDGED = 20_000
+"""With the SQLite writer process: events handed to it and not yet acknowledged past which a
+finishing execution waits. A batch in the writer's pipe is committed even when this process
+dies, so this bounds the memory of the batches kept for a new child, not what a crash loses:
+it is larger than MAX_PENDING because acknowledgements are read by the event loop, which a
+busy server turns only every few tens of milliseconds (at 50 connections on workflow (b),
+2,500-5,000 events were always in flight, and one finishing execution in ten waited 80 ms for
+acknowledgements with MAX_PENDING as the bound, 2026-12-04)."""
 
 
 _EXECUTION_COLUMNS = tuple(c.name for c in tables.executions.columns)
@@ -132,6 +140,11 @@ class StoreJournal:
             self._process = None
         if self._inline is not None:
             await self._inline.close()
+
+    @property
+    def gathering(self) -> bool:
+        """Whether events wait in the batch being gathered, not yet handed to a writer."""
+        return bool(self._batch)
 
     @property
     def writer_pid(self) -> int | None:
@@ -250,21 +263,24 @@ class StoreJournal:
         CPU indefinitely. On SQLite, a finishing execution that finds the batch a window old
         hands it to the writer process (or, inline, writes it itself, as the writer task
         would on this same thread). Otherwise, past several windows it yields once, and past
-        MAX_PENDING unwritten events it waits for the commit (of the older half, with the
-        writer process).
+        MAX_PENDING uncommitted events it waits for the commit; with the writer process, past
+        MAX_UNACKNOWLEDGED events handed to it, for the older half of them.
         """
         if not self._oldest:
             return
         age = asyncio.get_running_loop().time() - self._oldest
-        if age >= self._window_s and self._may_write_now():
+        written = age >= self._window_s and self._may_write_now()
+        if written:
             self._write_now()
-        elif self._pushed - self._committed > MAX_PENDING:
-            if self._process is not None:
+        if self._process is not None:
+            if self._pushed - self._committed > MAX_UNACKNOWLEDGED:
                 # its answers come in order: wait for the older half, not for the newest
                 # batch, which is still gathering its window
-                await self._committed_up_to(self._pushed - MAX_PENDING // 2)
-            else:
-                await self.flush()
+                await self._committed_up_to(self._pushed - MAX_UNACKNOWLEDGED // 2)
+        elif written:
+            return
+        elif self._pushed - self._committed > MAX_PENDING:
+            await self.flush()
         elif age > self._overdue_s:
             await asyncio.sleep(0)
 

@@ -16,6 +16,8 @@ other end, and describes the protocol:
   batch is retried with backoff until it commits: an accepted result is never dropped).
 
 At the end of stdin (the server closed it, or died) it finishes the batch in hand and exits.
+When the server dies, what it had written into the pipe is still committed (the answers go
+nowhere): the server counts a batch as safe once it is handed over (journal.py).
 It checkpoints the WAL (PASSIVE, in a thread of its own) after a commit at most every
 CHECKPOINT_EVERY_S, so WAL pages are copied into the database file outside the server's
 process.
@@ -23,6 +25,7 @@ process.
 
 import contextlib
 import json
+import os
 import signal
 import sqlite3
 import struct
@@ -129,9 +132,26 @@ def transient(exc: sqlite3.Error) -> bool:
     return any(word in text for word in _TRANSIENT)
 
 
+class _Listener:
+    """Whether the server still reads the answers."""
+
+    gone = False
+
+
 def say(line: str) -> None:
-    sys.stdout.write(line.replace("\n", " ") + "\n")
-    sys.stdout.flush()
+    """One answer line; once the server is gone (its end of the pipe closed), nothing, and
+    the batches still in stdin are committed all the same."""
+    if _Listener.gone:
+        return
+    try:
+        sys.stdout.write(line.replace("\n", " ") + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _Listener.gone = True
+        # what is left in stdout's buffer would fail again at exit: it goes to /dev/null
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def serve(path: str, stream: BinaryIO, checkpoint_every_s: float) -> None:

@@ -323,3 +323,80 @@ def test_answers_the_server_does_not_understand_are_logged_not_fatal(tmp_path, c
             writer._handle(line)  # the reader's parser of the child's lines
     assert committed == [7]
     assert caplog.text.count("the SQLite writer process said") == 5
+
+
+def test_executions_finish_while_the_writer_is_stopped_and_survive_the_servers_death(tmp_path):
+    # Handed to the writer process, a batch is the writer's: executions do not wait for its
+    # acknowledgement (below MAX_UNACKNOWLEDGED), and what is in its pipe is committed even
+    # when the server is killed before any acknowledgement came back.
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from conv3n.compiler import load_workflow
+        from conv3n.runtime import Settings
+        from conv3n.runtime.service import Runtime
+
+        async def main():
+            async with Runtime(Settings.from_env({{"CONV3N_DATA_DIR": {str(tmp_path)!r}}})) as rt:
+                plan = rt.compile(load_workflow({DOC!r}))
+                print(rt.journal.writer_pid, flush=True)
+                await asyncio.to_thread(sys.stdin.readline)  # the writer is stopped now
+                records = await asyncio.gather(*(rt.execute(plan, {{"i": i}}) for i in range(300)))
+                assert all(r.status.value == "success" for r in records)
+                while rt.journal.gathering:  # the last batch goes after its window
+                    await asyncio.sleep(0.001)
+                print("handed", flush=True)
+                await asyncio.Event().wait()
+
+        asyncio.run(main())
+        """
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdin is not None
+    assert server.stdout is not None
+    child = int(server.stdout.readline())
+    try:
+        os.kill(child, signal.SIGSTOP)
+        server.stdin.write("go\n")
+        server.stdin.flush()
+        assert server.stdout.readline() == "handed\n"
+    finally:
+        server.kill()
+        server.wait()
+        server.stdin.close()
+        server.stdout.close()
+        os.kill(child, signal.SIGCONT)
+    deadline = time.monotonic() + 20
+    while running(child) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not running(child), "the writer drains its pipe and exits"
+    rows = stored(tmp_path / "conv3n.db")
+    assert len(rows) == 300
+    assert {status for status, _ in rows} == {"success"}
+
+
+async def test_past_the_unacknowledged_bound_finishing_executions_wait_for_the_writer(
+    tmp_path, monkeypatch
+):
+    from conv3n.storage import journal
+
+    monkeypatch.setattr(journal, "MAX_UNACKNOWLEDGED", 40)
+    async with Runtime(settings(tmp_path)) as rt:
+        plan = rt.compile(load_workflow(DOC))
+        pid = rt.journal.writer_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            runs = [asyncio.ensure_future(rt.execute(plan, {"i": i})) for i in range(50)]
+            done, waiting = await asyncio.wait(runs, timeout=0.5)
+            # ~5 events an execution: a few finish, the others wait for acknowledgements
+            assert waiting, "executions went on past the bound"
+            assert len(done) < 50
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        records = await asyncio.gather(*runs)
+        assert {r.status.value for r in records} == {"success"}
+        await rt.journal.flush()
+    assert len(stored(tmp_path / "conv3n.db")) == 50

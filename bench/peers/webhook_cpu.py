@@ -6,7 +6,8 @@ requests of the workflow have been answered. The figure is process CPU time per 
 (all threads: the event loop and aiosqlite's), which other processes on the machine disturb far
 less than wall time, so before/after comparisons of the webhook path hold on a busy machine.
 `--cprofile` also prints the share of CPU time per layer (cProfile's tottime, grouped as in
-profile_webhook.py; cProfile's own overhead inflates the Python-heavy layers).
+profile_webhook.py; cProfile's own overhead inflates the Python-heavy layers), the `--top`
+functions, and with `--dump FILE` writes the profile for pstats.
 
     .venv/bin/python bench/peers/webhook_cpu.py [--workflow a] [--requests 3000] [--cprofile]
     .venv/bin/python bench/peers/webhook_cpu.py --compare base,plan-cache,pool,plan-cache+pool
@@ -217,11 +218,11 @@ async def measure(args: argparse.Namespace, data_dir: str) -> dict[str, float]:
             rounds.append((time.process_time() - cpu) / args.requests)
         await runtime.journal.flush()
     if profiler is not None:
-        print_layers(profiler)
+        print_layers(profiler, top=args.top, dump=args.dump)
     return {"cpu_us_median": statistics.median(rounds) * 1e6, "cpu_us_best": min(rounds) * 1e6}
 
 
-def print_layers(profiler: cProfile.Profile) -> None:
+def print_layers(profiler: cProfile.Profile, *, top: int = 15, dump: str | None = None) -> None:
     from profile_webhook import OTHER, layer_of
 
     stats = pstats.Stats(profiler)
@@ -237,7 +238,9 @@ def print_layers(profiler: cProfile.Profile) -> None:
     for name, seconds in by_layer.most_common():
         print(f"| {name} | {100 * seconds / total:.1f} % |")
     print()
-    stats.sort_stats("tottime").print_stats(15)
+    stats.sort_stats("tottime").print_stats(top)
+    if dump:  # for pstats, snakeviz or gprof2dot
+        stats.dump_stats(dump)
 
 
 def main() -> int:
@@ -247,6 +250,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument("--top", type=int, default=15, help="functions listed with --cprofile")
+    parser.add_argument("--dump", metavar="FILE", help="with --cprofile: write the pstats file")
     parser.add_argument("--variant", default="base", help="base, plan-cache, pool, a+b")
     parser.add_argument("--compare", help="variants to compare, e.g. base,plan-cache,pool")
     parser.add_argument("--passes", type=int, default=2)

@@ -1,9 +1,8 @@
 """The SQLite writer process: commits the journal's batches outside the server's process.
 
-Run as a script (`python -I -S sqlite_child.py DATABASE CHECKPOINT_EVERY_S`), never
-imported: it uses only the standard library, so it starts in about 20 ms and stays near
-12 MB. `sqlite_process.py` is the
-other end, and describes the protocol:
+Run as a script (`python -I -S sqlite_child.py DATABASE CHECKPOINT_EVERY_S PIPE_BYTES`),
+never imported: it uses only the standard library, so it starts in about 20 ms and stays near
+12 MB. `sqlite_process.py` is the other end, and describes the protocol:
 
 - stdin: frames of a 4-byte little-endian length and a JSON document, either
   `{"define": {id: {"sql", "names", "rows", "most"}}}` (statements to refer to by id: their
@@ -24,6 +23,7 @@ process.
 """
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -40,6 +40,7 @@ from typing import Any, BinaryIO
 _TRANSIENT = ("locked", "busy", "disk", "full", "readonly", "read-only", "unable to open", "i/o")
 BUSY_TIMEOUT_MS = 30_000
 CACHE_KIB = 1024
+F_SETPIPE_SZ = 1031
 """Its page cache: inserts touch the right edge of each b-tree, a few pages."""
 MAX_BACKOFF_S = 5.0
 
@@ -233,6 +234,10 @@ def main() -> None:
     # group (Ctrl-C, systemd's SIGTERM) must not cut a batch short here
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # the size the server asks for its channel (sqlite_process.PIPE_BYTES), when that is a
+    # pipe: larger than Linux allows, or a socket (uvloop's), and it stays as it is
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fcntl.fcntl(sys.stdin.fileno(), F_SETPIPE_SZ, int(sys.argv[3]))
     serve(sys.argv[1], sys.stdin.buffer, float(sys.argv[2]))
 
 

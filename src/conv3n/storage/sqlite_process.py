@@ -15,6 +15,7 @@ are idempotent for that (inserts skip rows that exist, the rest are upserts and 
 import asyncio
 import contextlib
 import logging
+import socket
 import struct
 import sys
 from collections import deque
@@ -34,8 +35,14 @@ START_TIMEOUT_S = 15.0
 CHECKPOINT_EVERY_S = 1.0
 """How often, at most, the child checkpoints the WAL into the database file."""
 PIPE_BYTES = 1 << 20
-"""The pipe's buffer (Linux lets a process raise it): a batch is written without waiting."""
-_F_SETPIPE_SZ = 1031
+"""The channel to the child holds this much (Linux's default pipe is 64 KiB; 1 MiB is the most
+an unprivileged process may ask for). The server writes into it once per turn of its event
+loop, which a saturated server takes every few tens of milliseconds: 64 KiB a turn is about
+1 MB/s, less than the journal of workflow (b) at 800 executions/s (~7 MB/s), which then
+backed up in the server's memory and held finishing executions back (2026-12-04). The child
+sizes a pipe (`sqlite_child.py`; uvloop's pipe transports hide their descriptor); on uvloop,
+which connects the child through a socket pair, the server raises its socket's send buffer."""
+_F_GETPIPE_SZ = 1032
 MAX_DEATHS = 3
 """A batch the child died on this many times running is dropped (and logged)."""
 
@@ -62,6 +69,22 @@ class ProcessWriter:
         self.restarts = 0
         """How many times the child was started again after it died (tests read it)."""
 
+    def buffer_bytes(self) -> int | None:
+        """How many bytes the channel to the child holds, as the kernel reports them (a pipe's
+        size, or a socket's send buffer); None while there is no child."""
+        stdin = self._stdin
+        if stdin is None:
+            return None
+        sock = stdin.get_extra_info("socket")
+        if sock is not None:
+            return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+        pipe = stdin.get_extra_info("pipe")
+        if pipe is None:
+            return None
+        import fcntl
+
+        return fcntl.fcntl(pipe.fileno(), _F_GETPIPE_SZ)
+
     @property
     def pid(self) -> int | None:
         """The child's process id, while it runs."""
@@ -86,6 +109,7 @@ class ProcessWriter:
                 str(CHILD),
                 self._path,
                 str(CHECKPOINT_EVERY_S),
+                str(PIPE_BYTES),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
             )
@@ -105,11 +129,7 @@ class ProcessWriter:
             _abandon(process, stdin)
             await process.wait()
             raise Unavailable(f"the SQLite writer process could not open {self._path}")
-        pipe = stdin.get_extra_info("pipe")
-        with contextlib.suppress(OSError, AttributeError, ValueError):
-            import fcntl
-
-            fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
+        _enlarge_send_buffer(stdin)
         self._process, self._stdin, self._stdout = process, stdin, stdout
         # what a new child needs before the batches it is sent again: every statement
         if self._definitions:
@@ -225,6 +245,15 @@ class ProcessWriter:
                 reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+
+
+def _enlarge_send_buffer(stdin: asyncio.StreamWriter) -> None:
+    """uvloop connects the child's stdin through a socket pair, not a pipe: raise the send
+    buffer of the server's end to PIPE_BYTES (the kernel caps it at net.core.wmem_max)."""
+    sock = stdin.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_BYTES)
 
 
 def _abandon(process: asyncio.subprocess.Process, stdin: asyncio.StreamWriter) -> None:

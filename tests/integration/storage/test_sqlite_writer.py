@@ -400,3 +400,30 @@ async def test_past_the_unacknowledged_bound_finishing_executions_wait_for_the_w
         assert {r.status.value for r in records} == {"success"}
         await rt.journal.flush()
     assert len(stored(tmp_path / "conv3n.db")) == 50
+
+
+@pytest.mark.parametrize("run", ["asyncio.run", "uvloop.run"])
+def test_the_channel_to_the_writer_holds_a_mebibyte(table, run):
+    # 64 KiB a turn of a busy event loop was too little (see PIPE_BYTES). asyncio gives the
+    # child a pipe, which the child sizes; uvloop a socket pair, whose send buffer the server
+    # raises (the kernel reports twice what was asked for). Each loop in a process of its own.
+    script = textwrap.dedent(
+        f"""
+        import asyncio, uvloop
+        from conv3n.storage.sqlite_process import ProcessWriter
+
+        async def main():
+            writer = ProcessWriter({str(table)!r}, lambda count: None)
+            await writer.start()
+            try:
+                print(writer.buffer_bytes())
+            finally:
+                await writer.close()
+
+        {run}(main())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert int(done.stdout) >= sqlite_process.PIPE_BYTES

@@ -39,12 +39,14 @@ MAX_PENDING = 5_000
 memory and the results a crash can lose when executions keep the CPU busy)."""
 MAX_UNACKNOWLEDGED = 20_000
 """With the SQLite writer process: events handed to it and not yet acknowledged past which a
-finishing execution waits. A batch in the writer's pipe is committed even when this process
-dies, so this bounds the memory of the batches kept for a new child, not what a crash loses:
-it is larger than MAX_PENDING because acknowledgements are read by the event loop, which a
-busy server turns only every few tens of milliseconds (at 50 connections on workflow (b),
-2,500-5,000 events were always in flight, and one finishing execution in ten waited 80 ms for
-acknowledgements with MAX_PENDING as the bound, 2026-12-04)."""
+finishing execution waits. A batch in the writer's channel (1 MiB, `sqlite_process`) is
+committed even when this process dies; only one still waiting in this process's transport,
+when the writer falls behind, is lost with it. So this bounds that and the memory of the
+batches kept for a new child. It is larger than MAX_PENDING because acknowledgements are read
+by the event loop, which a busy server turns only every few tens of milliseconds: at 50
+connections on workflow (b), 2,500-5,000 events were always in flight, and one finishing
+execution in ten waited 80 ms for acknowledgements with MAX_PENDING as the bound
+(2026-12-04)."""
 
 
 _EXECUTION_COLUMNS = tuple(c.name for c in tables.executions.columns)

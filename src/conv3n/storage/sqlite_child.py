@@ -15,8 +15,8 @@ never imported: it uses only the standard library, so it starts in about 20 ms a
   batch is retried with backoff until it commits: an accepted result is never dropped).
 
 At the end of stdin (the server closed it, or died) it finishes the batch in hand and exits.
-When the server dies, what it had written into the pipe is still committed (the answers go
-nowhere): the server counts a batch as safe once it is handed over (journal.py).
+When the server dies, what it had written into stdin is still committed (the answers go
+nowhere), so the server bounds the batches it handed over apart (journal.MAX_UNACKNOWLEDGED).
 It checkpoints the WAL (PASSIVE, in a thread of its own) after a commit at most every
 CHECKPOINT_EVERY_S, so WAL pages are copied into the database file outside the server's
 process.
@@ -40,8 +40,8 @@ from typing import Any, BinaryIO
 _TRANSIENT = ("locked", "busy", "disk", "full", "readonly", "read-only", "unable to open", "i/o")
 BUSY_TIMEOUT_MS = 30_000
 CACHE_KIB = 1024
-F_SETPIPE_SZ = 1031
 """Its page cache: inserts touch the right edge of each b-tree, a few pages."""
+F_SETPIPE_SZ = 1031
 MAX_BACKOFF_S = 5.0
 
 
